@@ -1,0 +1,242 @@
+/*
+ * sdxlvae.h - the public API of libsdxlvae.
+ *
+ * libsdxlvae runs the variational autoencoder of Stable Diffusion XL (and of
+ * every VAE with the same architecture: SD1.x, SD2.x, SDXL with 4 latent
+ * channels, SD3 and Flux.1 with 16) on the CPU, in plain C.
+ *
+ * Conventions that hold for every function below:
+ *  - Every function that can fail returns an int32_t status: VAE_OK (0) or a
+ *    negative VAE_ERR_* code. vae_strerror() names the code; vae_last_error()
+ *    says what went wrong and where (file, tensor, byte offset, argument).
+ *  - Tensors are float32, contiguous, NCHW (batch, channel, row, column).
+ *    Images have 3 channels with values in [-1, 1]. Latents have
+ *    vae_latent_channels() channels and sides 1/vae_downsample_factor() of the
+ *    image's.
+ *  - Output buffers are allocated by the caller; the vae_*_size() queries say
+ *    how many floats they need. The library never keeps a pointer the caller
+ *    passed in after the call returns.
+ *  - Options are passed by pointer to a struct whose first member is its own
+ *    size. Fill it with the matching *_init() function first; a NULL pointer
+ *    means "all defaults". New fields are only ever appended.
+ *  - A loaded model (vae_model) is immutable: any number of threads may call
+ *    vae_encode()/vae_decode() on the same handle at the same time.
+ *
+ * ABI promise (see docs/abi.md): within SONAME libsdxlvae.so.1 no exported
+ * function changes its signature or meaning and no struct field moves.
+ */
+#ifndef SDXLVAE_H
+#define SDXLVAE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define VAE_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define VAE_API __attribute__((visibility("default")))
+#else
+#define VAE_API
+#endif
+
+/* ---- Versions ----------------------------------------------------------- */
+
+/* The release. The Makefile reads these three lines to name the library. */
+#define VAE_VERSION_MAJOR 0
+#define VAE_VERSION_MINOR 1
+#define VAE_VERSION_PATCH 0
+/* The ABI generation: the N of the SONAME libsdxlvae.so.N. */
+#define VAE_ABI_VERSION 1
+
+#define VAE_VERSION_NUMBER \
+    (VAE_VERSION_MAJOR * 10000 + VAE_VERSION_MINOR * 100 + VAE_VERSION_PATCH)
+
+/* The release of the library actually loaded, as VAE_VERSION_NUMBER. */
+VAE_API uint32_t vae_version_number(void);
+/* The same as a static string, e.g. "0.1.0". */
+VAE_API const char *vae_version_string(void);
+/* The ABI generation of the library actually loaded (VAE_ABI_VERSION). */
+VAE_API uint32_t vae_abi_version(void);
+
+/* ---- Status codes -------------------------------------------------------- */
+
+#define VAE_OK 0
+#define VAE_ERR_INVALID_ARGUMENT (-1) /* a NULL pointer, bad size or value    */
+#define VAE_ERR_IO (-2)               /* a file could not be opened or read   */
+#define VAE_ERR_FORMAT (-3)           /* a file is malformed                  */
+#define VAE_ERR_UNSUPPORTED (-4)      /* well-formed, but not something we run */
+#define VAE_ERR_MODEL (-5)            /* tensors missing or of the wrong shape */
+#define VAE_ERR_NO_MEMORY (-6)        /* an allocation failed                 */
+#define VAE_ERR_BUFFER_TOO_SMALL (-7) /* the output buffer capacity is short  */
+#define VAE_ERR_INTERNAL (-8)         /* a bug: please report it              */
+
+/* A static English name for a status code; never NULL. */
+VAE_API const char *vae_strerror(int32_t status);
+
+/* ---- Loading ------------------------------------------------------------- */
+
+typedef struct vae_model vae_model;
+
+typedef struct vae_load_options {
+    uint32_t size;      /* sizeof(vae_load_options): set by the init function */
+    uint32_t flags;     /* reserved, must be 0                                */
+    int32_t n_threads;  /* default thread count for calls on this handle;
+                           0 = every CPU this process may run on              */
+    int32_t reserved;   /* must be 0                                          */
+    const char *config_path; /* a config.json to use instead of the one found
+                                beside the weights; NULL = look for it        */
+} vae_load_options;
+
+/* Fills *opts with the defaults and sets opts->size. */
+VAE_API void vae_load_options_init(vae_load_options *opts);
+
+/*
+ * Loads a VAE.
+ *
+ * path is a .safetensors file (a config.json in the same folder is used when
+ * present), or a folder in the diffusers layout (config.json plus
+ * diffusion_pytorch_model.safetensors, directly or in its vae/ subfolder).
+ * Both the original (ldm) tensor names and the diffusers names load, with or
+ * without a "first_stage_model." or "vae." prefix, so the VAE of a full
+ * checkpoint loads too. Weights may be F32, F16 or BF16; compute is fp32.
+ * Without a config.json the architecture is inferred from the tensor shapes,
+ * with SDXL defaults for what shapes cannot tell (scaling factor 0.13025,
+ * 32 groups).
+ *
+ * On success *out receives a handle to free with vae_free(). On failure *out
+ * is set to NULL and vae_last_error(NULL) on the same thread says why.
+ */
+VAE_API int32_t vae_load(const char *path, const vae_load_options *opts,
+                         vae_model **out);
+
+/* Frees a model; NULL is allowed. No call on the handle may be running. */
+VAE_API void vae_free(vae_model *model);
+
+/* ---- Queries ------------------------------------------------------------- */
+
+/* Channels of a latent: 4 (SD1.x/2.x/SDXL) or 16 (SD3/Flux.1). */
+VAE_API int32_t vae_latent_channels(const vae_model *model);
+/* Image side / latent side: 8 for every released model. */
+VAE_API int32_t vae_downsample_factor(const vae_model *model);
+/* The latent scaling: scaled = (raw - shift) * scale. */
+VAE_API float vae_scaling_factor(const vae_model *model);
+VAE_API float vae_shift_factor(const vae_model *model);
+
+/* Weight storage types reported by vae_model_info.weight_dtype. */
+#define VAE_DTYPE_F32 0
+#define VAE_DTYPE_F16 1
+#define VAE_DTYPE_BF16 2
+#define VAE_DTYPE_MIXED 3
+
+#define VAE_MAX_LEVELS 8
+
+typedef struct vae_model_info {
+    uint32_t size;                /* sizeof(vae_model_info): set by caller */
+    int32_t latent_channels;
+    int32_t levels;               /* entries used in block_out_channels   */
+    int32_t block_out_channels[VAE_MAX_LEVELS];
+    int32_t layers_per_block;     /* resnets per encoder level            */
+    int32_t norm_num_groups;
+    int32_t downsample_factor;
+    int32_t has_quant_conv;       /* 0 or 1 */
+    int32_t has_post_quant_conv;  /* 0 or 1 */
+    int32_t weight_dtype;         /* VAE_DTYPE_* as stored in the file     */
+    int32_t has_encoder;          /* 0 for a decoder-only file             */
+    int32_t has_decoder;
+    float scaling_factor;
+    float shift_factor;
+    float norm_eps;
+    uint64_t parameter_count;
+    char family[32];              /* "SDXL", "SD1.x/SD2.x", "SD3/Flux.1", ... */
+    char naming[16];              /* "ldm", "diffusers" or "diffusers-legacy" */
+} vae_model_info;
+
+/* Fills the fields of *info that fit in info->size (set it first). */
+VAE_API int32_t vae_get_info(const vae_model *model, vae_model_info *info);
+
+/* ---- Running ------------------------------------------------------------- */
+
+/* Bits of vae_run_options.flags. */
+/* Latents are raw VAE space instead of the scaled space diffusion models use. */
+#define VAE_FLAG_RAW_LATENT (1u << 0)
+/* vae_encode draws a sample of the posterior (seeded) instead of its mean. */
+#define VAE_FLAG_SAMPLE (1u << 1)
+
+typedef struct vae_run_options {
+    uint32_t size;      /* sizeof(vae_run_options): set by the init function */
+    uint32_t flags;     /* VAE_FLAG_* bits                                    */
+    int32_t n_threads;  /* 0 = the handle's default                           */
+    int32_t reserved;   /* must be 0                                          */
+    uint64_t seed;      /* with VAE_FLAG_SAMPLE: the noise seed               */
+} vae_run_options;
+
+/* Fills *opts with the defaults (mean, scaled latents, handle's threads). */
+VAE_API void vae_run_options_init(vae_run_options *opts);
+
+/* Floats needed for the latent of an n x 3 x height x width image. */
+VAE_API int32_t vae_encoded_size(const vae_model *model, int32_t n,
+                                 int32_t height, int32_t width,
+                                 uint64_t *n_floats);
+/* Floats needed for the image of an n x C x lheight x lwidth latent. */
+VAE_API int32_t vae_decoded_size(const vae_model *model, int32_t n,
+                                 int32_t lheight, int32_t lwidth,
+                                 uint64_t *n_floats);
+
+/*
+ * Encodes n images (n x 3 x height x width, values in [-1, 1]) into latents
+ * (n x C x height/f x width/f, f = vae_downsample_factor()). height and width
+ * must be multiples of f. latent_capacity is the number of floats latent can
+ * hold. The latent is the posterior mean, or a sample with VAE_FLAG_SAMPLE,
+ * scaled unless VAE_FLAG_RAW_LATENT.
+ */
+VAE_API int32_t vae_encode(const vae_model *model, const float *image,
+                           int32_t n, int32_t height, int32_t width,
+                           float *latent, uint64_t latent_capacity,
+                           const vae_run_options *opts);
+
+/*
+ * Like vae_encode, but writes the raw moments: n x 2C x height/f x width/f,
+ * the first C channels the posterior mean, the last C the log-variance (not
+ * clamped). Needs twice the capacity of vae_encoded_size().
+ */
+VAE_API int32_t vae_encode_moments(const vae_model *model, const float *image,
+                                   int32_t n, int32_t height, int32_t width,
+                                   float *moments, uint64_t moments_capacity,
+                                   const vae_run_options *opts);
+
+/*
+ * Decodes n latents (n x C x lheight x lwidth; scaled unless
+ * VAE_FLAG_RAW_LATENT) into images (n x 3 x lheight*f x lwidth*f). The image
+ * is the raw decoder output: values are near [-1, 1] but not clamped.
+ */
+VAE_API int32_t vae_decode(const vae_model *model, const float *latent,
+                           int32_t n, int32_t lheight, int32_t lwidth,
+                           float *image, uint64_t image_capacity,
+                           const vae_run_options *opts);
+
+/* ---- Errors -------------------------------------------------------------- */
+
+/*
+ * The message of the most recent failed call: on the handle when model is not
+ * NULL, otherwise of the calling thread (this includes failed vae_load calls).
+ * The pointer is to a thread-local copy, valid until the calling thread's next
+ * call into the library. Returns "" when nothing failed.
+ */
+VAE_API const char *vae_last_error(const vae_model *model);
+
+/*
+ * The same message copied into buf (always NUL-terminated when cap > 0).
+ * Returns the length of the whole message, as snprintf does.
+ */
+VAE_API uint64_t vae_copy_last_error(const vae_model *model, char *buf,
+                                     uint64_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SDXLVAE_H */

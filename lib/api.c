@@ -1,0 +1,395 @@
+/* api.c - the public functions: argument checks, options read up to their
+ * declared size (libbpf's habit), error recording, batching and latent
+ * scaling around the graph in model/autoencoder.c. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/threadpool.h"
+#include "model/model.h"
+#include "sdxlvae.h"
+
+#define STR2(x) #x
+#define STR(x) STR2(x)
+
+static _Thread_local char tls_err[VAE_ERRMSG_MAX];
+static _Thread_local char tls_copy[VAE_ERRMSG_MAX];
+
+uint32_t vae_version_number(void) { return VAE_VERSION_NUMBER; }
+const char *vae_version_string(void)
+{
+    return STR(VAE_VERSION_MAJOR) "." STR(VAE_VERSION_MINOR) "." STR(VAE_VERSION_PATCH);
+}
+uint32_t vae_abi_version(void) { return VAE_ABI_VERSION; }
+
+const char *vae_strerror(int32_t status)
+{
+    switch (status) {
+    case VAE_OK: return "success";
+    case VAE_ERR_INVALID_ARGUMENT: return "invalid argument";
+    case VAE_ERR_IO: return "input/output error";
+    case VAE_ERR_FORMAT: return "malformed file";
+    case VAE_ERR_UNSUPPORTED: return "unsupported model or file feature";
+    case VAE_ERR_MODEL: return "model tensors missing or inconsistent";
+    case VAE_ERR_NO_MEMORY: return "out of memory";
+    case VAE_ERR_BUFFER_TOO_SMALL: return "output buffer too small";
+    case VAE_ERR_INTERNAL: return "internal error";
+    default: return "unknown status code";
+    }
+}
+
+/* Records a failure for the calling thread and, when there is one, the handle. */
+static int32_t report(const vae_model *cm, const vae_error *e)
+{
+    snprintf(tls_err, sizeof tls_err, "%s", e->msg);
+    if (cm) {
+        vae_model *m = (vae_model *)cm; /* only the error slot is written, under its lock */
+        pthread_mutex_lock(&m->err_lock);
+        m->last_err = *e;
+        pthread_mutex_unlock(&m->err_lock);
+    }
+    return e->code;
+}
+
+static int32_t fail(const vae_model *m, int32_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int32_t fail(const vae_model *m, int32_t code, const char *fmt, ...)
+{
+    vae_error e;
+    va_list ap;
+    va_start(ap, fmt);
+    e.code = code;
+    vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+    va_end(ap);
+    return report(m, &e);
+}
+
+const char *vae_last_error(const vae_model *cm)
+{
+    if (!cm) return tls_err;
+    vae_model *m = (vae_model *)cm;
+    pthread_mutex_lock(&m->err_lock);
+    snprintf(tls_copy, sizeof tls_copy, "%s", m->last_err.msg);
+    pthread_mutex_unlock(&m->err_lock);
+    return tls_copy;
+}
+
+uint64_t vae_copy_last_error(const vae_model *cm, char *buf, uint64_t cap)
+{
+    const char *msg = vae_last_error(cm);
+    size_t len = strlen(msg);
+    if (buf && cap > 0) {
+        size_t n = len < cap - 1 ? len : (size_t)(cap - 1);
+        memcpy(buf, msg, n);
+        buf[n] = '\0';
+    }
+    return len;
+}
+
+void vae_load_options_init(vae_load_options *o)
+{
+    if (!o) return;
+    memset(o, 0, sizeof *o);
+    o->size = sizeof *o;
+}
+
+void vae_run_options_init(vae_run_options *o)
+{
+    if (!o) return;
+    memset(o, 0, sizeof *o);
+    o->size = sizeof *o;
+}
+
+/* Copies a caller's options struct of any version into ours: fields past the
+ * caller's size keep their defaults; a larger struct from a newer header is
+ * accepted only when its unknown tail is zero. */
+static int copy_opts(void *dst, size_t dst_size, const void *src, const char *what,
+                     const vae_model *m, int32_t *rc)
+{
+    uint32_t sz;
+    memcpy(&sz, src, sizeof sz);
+    if (sz < sizeof(uint32_t)) {
+        *rc = fail(m, VAE_ERR_INVALID_ARGUMENT,
+                   "%s->size is %u: call %s_init() first", what, sz, what);
+        return 0;
+    }
+    if (sz > dst_size) {
+        const unsigned char *p = src;
+        for (size_t i = dst_size; i < sz; i++)
+            if (p[i]) {
+                *rc = fail(m, VAE_ERR_INVALID_ARGUMENT,
+                           "%s has non-zero byte %zu past the %zu this library knows", what, i,
+                           dst_size);
+                return 0;
+            }
+        sz = (uint32_t)dst_size;
+    }
+    memcpy(dst, src, sz);
+    ((uint32_t *)dst)[0] = (uint32_t)dst_size;
+    return 1;
+}
+
+static int resolve_threads(int32_t want)
+{
+    if (want > 0) return want > 1024 ? 1024 : want;
+    return vae_cpu_count();
+}
+
+int32_t vae_load(const char *path, const vae_load_options *opts, vae_model **out)
+{
+    vae_load_options o;
+    int32_t rc;
+    vae_load_options_init(&o);
+    if (out) *out = NULL;
+    if (!out) return fail(NULL, VAE_ERR_INVALID_ARGUMENT, "vae_load: out is NULL");
+    if (!path) return fail(NULL, VAE_ERR_INVALID_ARGUMENT, "vae_load: path is NULL");
+    if (opts && !copy_opts(&o, sizeof o, opts, "vae_load_options", NULL, &rc)) return rc;
+    if (o.n_threads < 0)
+        return fail(NULL, VAE_ERR_INVALID_ARGUMENT, "vae_load: n_threads is %d (must be >= 0)",
+                    o.n_threads);
+    if (o.flags || o.reserved)
+        return fail(NULL, VAE_ERR_INVALID_ARGUMENT, "vae_load: reserved option fields must be 0");
+    vae_error e = {0, ""};
+    vae_model *m;
+    rc = vae_model_load(path, o.config_path, &m, &e);
+    if (rc != VAE_OK) return report(NULL, &e);
+    m->n_threads = o.n_threads;
+    *out = m;
+    return VAE_OK;
+}
+
+void vae_free(vae_model *m)
+{
+    vae_model_free(m);
+}
+
+int32_t vae_latent_channels(const vae_model *m) { return m ? m->arch.latent_channels : 0; }
+int32_t vae_downsample_factor(const vae_model *m)
+{
+    return m ? (int32_t)1 << (m->arch.levels - 1) : 0;
+}
+float vae_scaling_factor(const vae_model *m) { return m ? m->arch.scale : 0.0f; }
+float vae_shift_factor(const vae_model *m) { return m ? m->arch.shift : 0.0f; }
+
+static const char *family(const vae_arch *a)
+{
+    if (a->latent_channels == 16) return "SD3/Flux.1";
+    if (a->latent_channels == 4 && fabsf(a->scale - 0.13025f) < 1e-6f) return "SDXL";
+    if (a->latent_channels == 4 && fabsf(a->scale - 0.18215f) < 1e-6f) return "SD1.x/SD2.x";
+    return "AutoencoderKL";
+}
+
+int32_t vae_get_info(const vae_model *m, vae_model_info *info)
+{
+    if (!m || !info) return fail(m, VAE_ERR_INVALID_ARGUMENT, "vae_get_info: NULL argument");
+    uint32_t sz = info->size;
+    if (sz < sizeof(uint32_t))
+        return fail(m, VAE_ERR_INVALID_ARGUMENT, "vae_get_info: info->size is %u: set it to sizeof(vae_model_info)", sz);
+    vae_model_info full;
+    memset(&full, 0, sizeof full);
+    const vae_arch *a = &m->arch;
+    full.size = sz < sizeof full ? sz : (uint32_t)sizeof full;
+    full.latent_channels = a->latent_channels;
+    full.levels = a->levels;
+    for (int i = 0; i < a->levels; i++) full.block_out_channels[i] = a->ch[i];
+    full.layers_per_block = a->layers_per_block;
+    full.norm_num_groups = a->groups;
+    full.downsample_factor = vae_downsample_factor(m);
+    full.has_quant_conv = a->has_encoder && a->use_quant_conv;
+    full.has_post_quant_conv = a->has_decoder && a->use_post_quant_conv;
+    full.weight_dtype = m->weight_dtype;
+    full.has_encoder = a->has_encoder;
+    full.has_decoder = a->has_decoder;
+    full.scaling_factor = a->scale;
+    full.shift_factor = a->shift;
+    full.norm_eps = a->eps;
+    full.parameter_count = m->n_params;
+    snprintf(full.family, sizeof full.family, "%s", family(a));
+    static const char *const namings[] = {"ldm", "diffusers", "diffusers-legacy"};
+    snprintf(full.naming, sizeof full.naming, "%s", namings[m->naming]);
+    memcpy(info, &full, full.size);
+    return VAE_OK;
+}
+
+/* Checks n x c x h x w and returns the float count, or 0 with an error. */
+static int32_t check_dims(const vae_model *m, const char *fn, int32_t n, int32_t h, int32_t w,
+                          int32_t mult, uint64_t c, uint64_t *count)
+{
+    if (n < 1) return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: batch size n = %d (must be >= 1)", fn, n);
+    if (h < 1 || w < 1)
+        return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: size %d x %d (height and width must be >= 1)", fn,
+                    h, w);
+    if (h % mult || w % mult)
+        return fail(m, VAE_ERR_INVALID_ARGUMENT,
+                    "%s: image size %d x %d is not a multiple of %d (pad or crop it)", fn, h, w, mult);
+    uint64_t r;
+    if (!vae_mul_ok((uint64_t)n, c, &r) || !vae_mul_ok(r, (uint64_t)h, &r) ||
+        !vae_mul_ok(r, (uint64_t)w, &r) || r > (UINT64_MAX >> 8))
+        return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: %d x %llu x %d x %d is too large", fn, n,
+                    (unsigned long long)c, h, w);
+    *count = r;
+    return VAE_OK;
+}
+
+int32_t vae_encoded_size(const vae_model *m, int32_t n, int32_t h, int32_t w, uint64_t *nf)
+{
+    if (!m || !nf) return fail(m, VAE_ERR_INVALID_ARGUMENT, "vae_encoded_size: NULL argument");
+    int32_t f = vae_downsample_factor(m);
+    uint64_t img;
+    int32_t rc = check_dims(m, "vae_encoded_size", n, h, w, f, 3, &img);
+    if (rc != VAE_OK) return rc;
+    *nf = (uint64_t)n * (uint64_t)m->arch.latent_channels * (uint64_t)(h / f) * (uint64_t)(w / f);
+    return VAE_OK;
+}
+
+int32_t vae_decoded_size(const vae_model *m, int32_t n, int32_t lh, int32_t lw, uint64_t *nf)
+{
+    if (!m || !nf) return fail(m, VAE_ERR_INVALID_ARGUMENT, "vae_decoded_size: NULL argument");
+    int32_t f = vae_downsample_factor(m);
+    uint64_t lat;
+    int32_t rc = check_dims(m, "vae_decoded_size", n, lh, lw, 1, (uint64_t)m->arch.latent_channels, &lat);
+    if (rc != VAE_OK) return rc;
+    if (lh > INT32_MAX / f || lw > INT32_MAX / f)
+        return fail(m, VAE_ERR_INVALID_ARGUMENT, "vae_decoded_size: latent %d x %d is too large", lh, lw);
+    return check_dims(m, "vae_decoded_size", n, lh * f, lw * f, 1, 3, nf);
+}
+
+/* splitmix64 + Box-Muller: a reproducible standard normal per element. */
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static double uniform01(uint64_t *s)
+{
+    return ((double)(splitmix64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+static int32_t get_run_opts(const vae_model *m, const vae_run_options *opts, vae_run_options *o,
+                            const char *fn)
+{
+    int32_t rc;
+    vae_run_options_init(o);
+    if (opts && !copy_opts(o, sizeof *o, opts, "vae_run_options", m, &rc)) return rc;
+    if (o->n_threads < 0)
+        return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: n_threads is %d (must be >= 0)", fn, o->n_threads);
+    if (o->flags & ~(VAE_FLAG_RAW_LATENT | VAE_FLAG_SAMPLE))
+        return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: unknown flags 0x%x", fn,
+                    o->flags & ~(VAE_FLAG_RAW_LATENT | VAE_FLAG_SAMPLE));
+    if (o->reserved) return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: reserved must be 0", fn);
+    return VAE_OK;
+}
+
+/* mode 0: moments, 1: latent (mean or sample) */
+static int32_t encode_common(const vae_model *m, const float *image, int32_t n, int32_t h,
+                             int32_t w, float *out, uint64_t cap, const vae_run_options *opts,
+                             int want_moments, const char *fn)
+{
+    if (!m) return fail(NULL, VAE_ERR_INVALID_ARGUMENT, "%s: model is NULL", fn);
+    if (!image || !out) return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, !image ? "image" : "output buffer");
+    if (!m->arch.has_encoder)
+        return fail(m, VAE_ERR_UNSUPPORTED, "%s: %s has no encoder weights", fn, m->path);
+    vae_run_options o;
+    int32_t rc = get_run_opts(m, opts, &o, fn);
+    if (rc != VAE_OK) return rc;
+    uint64_t need;
+    if ((rc = vae_encoded_size(m, n, h, w, &need)) != VAE_OK) return rc;
+    if (want_moments) need *= 2;
+    if (cap < need)
+        return fail(m, VAE_ERR_BUFFER_TOO_SMALL, "%s: the output holds %llu floats, %llu needed", fn,
+                    (unsigned long long)cap, (unsigned long long)need);
+    int32_t f = vae_downsample_factor(m), C = m->arch.latent_channels;
+    size_t lhw = (size_t)(h / f) * (size_t)(w / f), img = (size_t)3 * (size_t)h * (size_t)w;
+    vae_ctx ctx;
+    vae_error e = {0, ""};
+    float *mom = NULL;
+    if ((rc = vae_ctx_init(&ctx, resolve_threads(o.n_threads ? o.n_threads : m->n_threads), &e)) != VAE_OK)
+        return report(m, &e);
+    if (!want_moments && !(mom = vae_alloc_floats((uint64_t)2 * (uint64_t)C * lhw))) {
+        rc = vae_fail(&e, VAE_ERR_NO_MEMORY, "%s: out of memory", fn);
+        goto out;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        float *dst = want_moments ? out + (size_t)i * 2 * (size_t)C * lhw : mom;
+        if ((rc = vae_run_encoder(m, &ctx, image + (size_t)i * img, h, w, dst, &e)) != VAE_OK) goto out;
+        if (want_moments) continue;
+        float *lat = out + (size_t)i * (size_t)C * lhw;
+        uint64_t seed = o.seed ^ (0xA0761D6478BD642Full * (uint64_t)(i + 1));
+        for (size_t k = 0; k < (size_t)C * lhw; k++) {
+            float z = mom[k];
+            if (o.flags & VAE_FLAG_SAMPLE) {
+                float lv = mom[(size_t)C * lhw + k];
+                lv = lv < -30.0f ? -30.0f : lv > 20.0f ? 20.0f : lv;
+                double u1 = uniform01(&seed), u2 = uniform01(&seed);
+                double g = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+                z = (float)(z + exp(0.5 * lv) * g);
+            }
+            if (!(o.flags & VAE_FLAG_RAW_LATENT)) z = (z - m->arch.shift) * m->arch.scale;
+            lat[k] = z;
+        }
+    }
+out:
+    vae_free_aligned(mom);
+    vae_ctx_free(&ctx);
+    return rc == VAE_OK ? VAE_OK : report(m, &e);
+}
+
+int32_t vae_encode(const vae_model *m, const float *image, int32_t n, int32_t h, int32_t w,
+                   float *latent, uint64_t cap, const vae_run_options *opts)
+{
+    return encode_common(m, image, n, h, w, latent, cap, opts, 0, "vae_encode");
+}
+
+int32_t vae_encode_moments(const vae_model *m, const float *image, int32_t n, int32_t h, int32_t w,
+                           float *moments, uint64_t cap, const vae_run_options *opts)
+{
+    return encode_common(m, image, n, h, w, moments, cap, opts, 1, "vae_encode_moments");
+}
+
+int32_t vae_decode(const vae_model *m, const float *latent, int32_t n, int32_t lh, int32_t lw,
+                   float *image, uint64_t cap, const vae_run_options *opts)
+{
+    const char *fn = "vae_decode";
+    if (!m) return fail(NULL, VAE_ERR_INVALID_ARGUMENT, "%s: model is NULL", fn);
+    if (!latent || !image)
+        return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, !latent ? "latent" : "image");
+    if (!m->arch.has_decoder)
+        return fail(m, VAE_ERR_UNSUPPORTED, "%s: %s has no decoder weights", fn, m->path);
+    vae_run_options o;
+    int32_t rc = get_run_opts(m, opts, &o, fn);
+    if (rc != VAE_OK) return rc;
+    if (o.flags & VAE_FLAG_SAMPLE)
+        return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: VAE_FLAG_SAMPLE only applies to encoding", fn);
+    uint64_t need;
+    if ((rc = vae_decoded_size(m, n, lh, lw, &need)) != VAE_OK) return rc;
+    if (cap < need)
+        return fail(m, VAE_ERR_BUFFER_TOO_SMALL, "%s: the image buffer holds %llu floats, %llu needed", fn,
+                    (unsigned long long)cap, (unsigned long long)need);
+    int32_t f = vae_downsample_factor(m), C = m->arch.latent_channels;
+    size_t lsz = (size_t)C * (size_t)lh * (size_t)lw;
+    size_t isz = (size_t)3 * (size_t)lh * (size_t)f * (size_t)lw * (size_t)f;
+    vae_ctx ctx;
+    vae_error e = {0, ""};
+    float *z = NULL;
+    if ((rc = vae_ctx_init(&ctx, resolve_threads(o.n_threads ? o.n_threads : m->n_threads), &e)) != VAE_OK)
+        return report(m, &e);
+    if (!(z = vae_alloc_floats(lsz))) {
+        rc = vae_fail(&e, VAE_ERR_NO_MEMORY, "%s: out of memory", fn);
+        goto out;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        const float *src = latent + (size_t)i * lsz;
+        for (size_t k = 0; k < lsz; k++)
+            z[k] = (o.flags & VAE_FLAG_RAW_LATENT) ? src[k] : src[k] / m->arch.scale + m->arch.shift;
+        if ((rc = vae_run_decoder(m, &ctx, z, lh, lw, image + (size_t)i * isz, &e)) != VAE_OK) goto out;
+    }
+out:
+    vae_free_aligned(z);
+    vae_ctx_free(&ctx);
+    return rc == VAE_OK ? VAE_OK : report(m, &e);
+}

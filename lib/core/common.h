@@ -1,0 +1,47 @@
+/*
+ * common.h - what every internal file of libsdxlvae shares: error records,
+ * overflow-checked arithmetic, aligned allocation.
+ */
+#ifndef SDXLVAE_CORE_COMMON_H
+#define SDXLVAE_CORE_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sdxlvae.h"
+
+#define VAE_HIDDEN __attribute__((visibility("hidden")))
+#define VAE_ERRMSG_MAX 512
+
+/* Where a failing function writes what went wrong; the API copies it to the
+ * handle and to the calling thread. */
+typedef struct vae_error {
+    int32_t code;
+    char msg[VAE_ERRMSG_MAX];
+} vae_error;
+
+/* Records code and a printf-style message in err (may be NULL); returns code
+ * so that callers can write `return vae_fail(err, VAE_ERR_..., "...")`. */
+VAE_HIDDEN int32_t vae_fail(vae_error *err, int32_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Overflow-checked size arithmetic: return 0 on overflow, 1 otherwise. */
+static inline int vae_mul_ok(uint64_t a, uint64_t b, uint64_t *r)
+{
+    return !__builtin_mul_overflow(a, b, r);
+}
+static inline int vae_add_ok(uint64_t a, uint64_t b, uint64_t *r)
+{
+    return !__builtin_add_overflow(a, b, r);
+}
+
+/* 64-byte aligned allocation (cache line and any SIMD width); free with
+ * vae_free_aligned. Returns NULL on failure or when n == 0 overflows. */
+VAE_HIDDEN void *vae_alloc(size_t nbytes);
+VAE_HIDDEN void *vae_calloc(size_t nbytes);
+VAE_HIDDEN void vae_free_aligned(void *p);
+
+/* Floats, with the byte count checked for overflow. */
+VAE_HIDDEN float *vae_alloc_floats(uint64_t n);
+
+#endif

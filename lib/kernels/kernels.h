@@ -1,0 +1,82 @@
+/*
+ * kernels.h - the arithmetic of libsdxlvae: one function per (kernel, ISA).
+ *
+ * Naming follows XNNPACK: vae_<dtype>_<op>_ukernel_<tile>__<isa>, one file
+ * per kernel and ISA (lib/kernels/f32-gemm-6x16-avx2-fma.c, ...). Every SIMD
+ * kernel has a scalar twin that is its reference in test/test_kernels.c.
+ *
+ * The ops (lib/ops/) never call a kernel by name: they go through the table
+ * returned by vae_kernels(), filled once from cpuid (lib/kernels/dispatch.c).
+ */
+#ifndef SDXLVAE_KERNELS_H
+#define SDXLVAE_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VAE_HIDDEN __attribute__((visibility("hidden")))
+
+/*
+ * GEMM microkernel:  C[0:mr, 0:nr] (+)= A[0:mr, 0:kc] * B[0:kc, 0:nr]
+ *
+ *  a   packed A panel: kc groups of MR floats; group k holds A[0..MR-1][k].
+ *      Rows >= mr are zero padded by the packer.
+ *  b   packed B panel: kc groups of NR floats; group k holds B[k][0..NR-1].
+ *      Columns >= nr are zero padded by the packer.
+ *  c   row-major output, row stride ldc floats; only mr x nr is touched.
+ *  accumulate  0: C = A*B, 1: C += A*B.
+ *
+ * 1 <= mr <= MR, 1 <= nr <= NR, kc >= 1. The summation order over k is fixed
+ * (k = 0, 1, ...), so results do not depend on how work is split over threads.
+ */
+typedef void (*vae_gemm_ukernel_fn)(size_t mr, size_t nr, size_t kc,
+                                    const float *a, const float *b, float *c,
+                                    size_t ldc, int accumulate);
+
+/* Half-precision to fp32 conversion (weights are stored as F16 or BF16). */
+typedef void (*vae_cvt_ukernel_fn)(size_t n, const uint16_t *src, float *dst);
+
+typedef struct vae_kernel_table {
+    const char *isa;            /* "scalar", "avx2-fma", "neon" */
+    size_t gemm_mr, gemm_nr;    /* tile of .gemm */
+    vae_gemm_ukernel_fn gemm;
+    vae_cvt_ukernel_fn f16_to_f32;
+    vae_cvt_ukernel_fn bf16_to_f32;
+} vae_kernel_table;
+
+/* ISA levels for vae_kernels_set_max_isa(). */
+#define VAE_ISA_SCALAR 0
+#define VAE_ISA_AVX2_FMA 1
+#define VAE_ISA_NEON 2
+#define VAE_ISA_BEST 99
+
+/* The kernels for this CPU; chosen once, thread-safe. Never NULL. */
+VAE_HIDDEN const vae_kernel_table *vae_kernels(void);
+/* The scalar table (the reference for tests). */
+VAE_HIDDEN const vae_kernel_table *vae_kernels_scalar(void);
+/* Test hook (libwebp's habit): cap the ISA so every path can be tested.
+ * The environment variable SDXLVAE_ISA=scalar does the same at first use. */
+VAE_HIDDEN void vae_kernels_set_max_isa(int isa);
+
+/* Packing helpers, shared by every ISA (they depend only on MR/NR). */
+/* Packs rows [0, m) of row-major A (row stride lda) columns [k0, k0+kc)
+ * into ceil(m/MR) panels of kc*MR floats each, zero padded. */
+VAE_HIDDEN void vae_pack_a(size_t mr_tile, size_t m, size_t kc,
+                           const float *a, size_t lda, float *packed);
+/* Packs rows [0, kc) of row-major B (row stride ldb) columns [0, n) into
+ * ceil(n/NR) panels of kc*NR floats, zero padded. */
+VAE_HIDDEN void vae_pack_b(size_t nr_tile, size_t kc, size_t n,
+                           const float *b, size_t ldb, float *packed);
+
+/* ---- the kernels themselves (called through the table) ---- */
+VAE_HIDDEN void vae_f32_gemm_ukernel_6x16__scalar(size_t mr, size_t nr, size_t kc,
+                                                  const float *a, const float *b,
+                                                  float *c, size_t ldc, int acc);
+VAE_HIDDEN void vae_f32_gemm_ukernel_6x16__avx2_fma(size_t mr, size_t nr, size_t kc,
+                                                    const float *a, const float *b,
+                                                    float *c, size_t ldc, int acc);
+VAE_HIDDEN void vae_f16_f32_cvt_ukernel__scalar(size_t n, const uint16_t *src, float *dst);
+VAE_HIDDEN void vae_f16_f32_cvt_ukernel__f16c(size_t n, const uint16_t *src, float *dst);
+VAE_HIDDEN void vae_bf16_f32_cvt_ukernel__scalar(size_t n, const uint16_t *src, float *dst);
+
+#endif

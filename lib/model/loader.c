@@ -1,0 +1,360 @@
+/* loader.c - from a path to a ready vae_model: find the files, read the
+ * architecture, check every tensor's presence, dtype and shape against it,
+ * convert to fp32 and pack the convolution weights for the GEMM kernels. */
+#include "model/model.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct loader {
+    st_file f;
+    vae_names nm;
+    vae_arch *arch;
+    const vae_kernel_table *kt;
+    uint64_t n_params;
+    int seen_dtype[3];
+    vae_error *err;
+} loader;
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int is_file(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* path -> (weights file, config.json or "") */
+static int32_t resolve_paths(const char *path, char *weights, char *config, vae_error *err)
+{
+    static const char *const names[] = {"diffusion_pytorch_model.safetensors", "model.safetensors",
+                                        "vae/diffusion_pytorch_model.safetensors"};
+    config[0] = '\0';
+    if (is_dir(path)) {
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+            if (snprintf(weights, PATH_MAX, "%s/%s", path, names[i]) >= PATH_MAX) break;
+            if (is_file(weights)) {
+                /* config.json sits beside the weights file */
+                const char *dir = i == 2 ? "/vae" : "";
+                snprintf(config, PATH_MAX, "%s%s/config.json", path, dir);
+                if (!is_file(config)) config[0] = '\0';
+                return VAE_OK;
+            }
+        }
+        return vae_fail(err, VAE_ERR_IO,
+                        "%s: a folder without diffusion_pytorch_model.safetensors, model.safetensors "
+                        "or vae/diffusion_pytorch_model.safetensors",
+                        path);
+    }
+    if (strlen(path) >= PATH_MAX) return vae_fail(err, VAE_ERR_INVALID_ARGUMENT, "path too long");
+    strcpy(weights, path);
+    const char *slash = strrchr(path, '/');
+    size_t dlen = slash ? (size_t)(slash - path) + 1 : 0;
+    if (dlen + sizeof "config.json" <= PATH_MAX) {
+        memcpy(config, path, dlen);
+        strcpy(config + dlen, "config.json");
+        if (!is_file(config)) config[0] = '\0';
+    }
+    return VAE_OK;
+}
+
+/* Finds base+suffix, checks its shape against want (ndim entries; a 2-d
+ * [o, i] is accepted for a want of [o, i, 1, 1]: diffusers stores the
+ * attention projections as linear layers), converts it to a new fp32 array. */
+static int32_t take(loader *L, const char *base, const char *suffix, int ndim,
+                    const int64_t *want, float **out)
+{
+    char name[512];
+    snprintf(name, sizeof name, "%s%s", base, suffix);
+    const st_tensor *t = st_find(&L->f, name);
+    *out = NULL;
+    if (!t) return vae_fail(L->err, VAE_ERR_MODEL, "%s: tensor '%s' is missing", L->f.path, name);
+    int ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == want[i];
+    if (!ok && ndim == 4 && want[2] == 1 && want[3] == 1 && t->ndim == 2)
+        ok = t->shape[0] == want[0] && t->shape[1] == want[1];
+    if (!ok) {
+        char got[128] = "", exp[128] = "";
+        size_t gl = 0, el = 0;
+        for (int i = 0; i < t->ndim && gl < sizeof got; i++)
+            gl += (size_t)snprintf(got + gl, sizeof got - gl, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        for (int i = 0; i < ndim && el < sizeof exp; i++)
+            el += (size_t)snprintf(exp + el, sizeof exp - el, "%s%lld", i ? ", " : "", (long long)want[i]);
+        return vae_fail(L->err, VAE_ERR_MODEL, "%s: tensor '%s' has shape [%s], expected [%s]",
+                        L->f.path, name, got, exp);
+    }
+    float *d = vae_alloc_floats(t->count);
+    if (!d) return vae_fail(L->err, VAE_ERR_NO_MEMORY, "%s: out of memory for '%s'", L->f.path, name);
+    /* The mapping may be unaligned for 2- and 4-byte loads; the kernels
+     * take it through memcpy-safe paths. */
+    if (t->dtype == ST_F32) {
+        memcpy(d, t->data, t->nbytes);
+    } else {
+        uint16_t *tmp = malloc(t->nbytes ? t->nbytes : 1);
+        if (!tmp) {
+            vae_free_aligned(d);
+            return vae_fail(L->err, VAE_ERR_NO_MEMORY, "%s: out of memory for '%s'", L->f.path, name);
+        }
+        memcpy(tmp, t->data, t->nbytes);
+        if (t->dtype == ST_F16) L->kt->f16_to_f32(t->count, tmp, d);
+        else L->kt->bf16_to_f32(t->count, tmp, d);
+        free(tmp);
+    }
+    L->seen_dtype[t->dtype] = 1;
+    L->n_params += t->count;
+    *out = d;
+    return VAE_OK;
+}
+
+static int32_t take_norm(loader *L, const char *base, int32_t c, vae_norm *n)
+{
+    int64_t s[1] = {c};
+    int32_t rc;
+    n->c = c;
+    if ((rc = take(L, base, ".weight", 1, s, &n->gamma)) != VAE_OK) return rc;
+    return take(L, base, ".bias", 1, s, &n->beta);
+}
+
+static int32_t take_conv(loader *L, const char *base, int32_t cout, int32_t cin, int32_t k,
+                         vae_conv *cv)
+{
+    int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
+    float *w = NULL;
+    int32_t rc;
+    cv->cout = cout;
+    cv->cin = cin;
+    cv->ksize = k;
+    if ((rc = take(L, base, ".weight", 4, ws, &w)) != VAE_OK) return rc;
+    if ((rc = take(L, base, ".bias", 1, bs, &cv->bias)) != VAE_OK) {
+        vae_free_aligned(w);
+        return rc;
+    }
+    rc = vae_packed_init(&cv->w, (size_t)cout, (size_t)cin * (size_t)k * (size_t)k,
+                         L->kt->gemm_mr, w);
+    vae_free_aligned(w);
+    if (rc != VAE_OK)
+        return vae_fail(L->err, rc, "%s: out of memory packing '%s.weight'", L->f.path, base);
+    return VAE_OK;
+}
+
+static int32_t take_resnet(loader *L, const char *base, int32_t cin, int32_t cout, vae_resnet *r)
+{
+    char b[600];
+    int32_t rc;
+#define PART(p) (snprintf(b, sizeof b, "%s.%s", base, vae_name_resnet_part(&L->nm, p)), b)
+    if ((rc = take_norm(L, PART("norm1"), cin, &r->norm1)) != VAE_OK) return rc;
+    if ((rc = take_conv(L, PART("conv1"), cout, cin, 3, &r->conv1)) != VAE_OK) return rc;
+    if ((rc = take_norm(L, PART("norm2"), cout, &r->norm2)) != VAE_OK) return rc;
+    if ((rc = take_conv(L, PART("conv2"), cout, cout, 3, &r->conv2)) != VAE_OK) return rc;
+    r->has_shortcut = cin != cout;
+    if (r->has_shortcut && (rc = take_conv(L, PART("shortcut"), cout, cin, 1, &r->shortcut)) != VAE_OK)
+        return rc;
+#undef PART
+    return VAE_OK;
+}
+
+static int32_t take_mid(loader *L, int dec, vae_coder *c)
+{
+    char b[512];
+    int32_t ch = L->arch->ch[L->arch->levels - 1], rc;
+    vae_name_mid_resnet(&L->nm, b, sizeof b, dec, 0);
+    if ((rc = take_resnet(L, b, ch, ch, &c->mid1)) != VAE_OK) return rc;
+    vae_name_attn(&L->nm, b, sizeof b, dec, "norm");
+    if ((rc = take_norm(L, b, ch, &c->attn.norm)) != VAE_OK) return rc;
+    static const char *const parts[] = {"q", "k", "v", "proj"};
+    vae_conv *convs[] = {&c->attn.q, &c->attn.k, &c->attn.v, &c->attn.proj};
+    for (int i = 0; i < 4; i++) {
+        vae_name_attn(&L->nm, b, sizeof b, dec, parts[i]);
+        if ((rc = take_conv(L, b, ch, ch, 1, convs[i])) != VAE_OK) return rc;
+    }
+    vae_name_mid_resnet(&L->nm, b, sizeof b, dec, 1);
+    return take_resnet(L, b, ch, ch, &c->mid2);
+}
+
+static int32_t take_encoder(loader *L, vae_coder *e)
+{
+    const vae_arch *a = L->arch;
+    char b[512];
+    int32_t rc, cin;
+    vae_name_top(&L->nm, b, sizeof b, 0, "conv_in");
+    if ((rc = take_conv(L, b, a->ch[0], a->in_channels, 3, &e->conv_in)) != VAE_OK) return rc;
+    cin = a->ch[0];
+    for (int32_t l = 0; l < a->levels; l++) {
+        vae_level *lv = &e->levels[l];
+        lv->res = calloc((size_t)a->layers_per_block, sizeof *lv->res);
+        if (!lv->res) return vae_fail(L->err, VAE_ERR_NO_MEMORY, "out of memory");
+        lv->n_res = a->layers_per_block;
+        for (int32_t j = 0; j < lv->n_res; j++) {
+            vae_name_resnet(&L->nm, b, sizeof b, 0, l, j);
+            if ((rc = take_resnet(L, b, cin, a->ch[l], &lv->res[j])) != VAE_OK) return rc;
+            cin = a->ch[l];
+        }
+        if (l != a->levels - 1) {
+            lv->has_sample = 1;
+            vae_name_sample(&L->nm, b, sizeof b, 0, l);
+            if ((rc = take_conv(L, b, cin, cin, 3, &lv->sample)) != VAE_OK) return rc;
+        }
+    }
+    if ((rc = take_mid(L, 0, e)) != VAE_OK) return rc;
+    vae_name_top(&L->nm, b, sizeof b, 0, "norm_out");
+    if ((rc = take_norm(L, b, cin, &e->norm_out)) != VAE_OK) return rc;
+    vae_name_top(&L->nm, b, sizeof b, 0, "conv_out");
+    return take_conv(L, b, 2 * a->latent_channels, cin, 3, &e->conv_out);
+}
+
+static int32_t take_decoder(loader *L, vae_coder *d)
+{
+    const vae_arch *a = L->arch;
+    char b[512];
+    int32_t rc, cin = a->ch[a->levels - 1];
+    vae_name_top(&L->nm, b, sizeof b, 1, "conv_in");
+    if ((rc = take_conv(L, b, cin, a->latent_channels, 3, &d->conv_in)) != VAE_OK) return rc;
+    if ((rc = take_mid(L, 1, d)) != VAE_OK) return rc;
+    for (int32_t l = a->levels - 1; l >= 0; l--) {
+        vae_level *lv = &d->levels[l];
+        lv->res = calloc((size_t)a->layers_per_block + 1, sizeof *lv->res);
+        if (!lv->res) return vae_fail(L->err, VAE_ERR_NO_MEMORY, "out of memory");
+        lv->n_res = a->layers_per_block + 1;
+        for (int32_t j = 0; j < lv->n_res; j++) {
+            vae_name_resnet(&L->nm, b, sizeof b, 1, l, j);
+            if ((rc = take_resnet(L, b, cin, a->ch[l], &lv->res[j])) != VAE_OK) return rc;
+            cin = a->ch[l];
+        }
+        if (l != 0) {
+            lv->has_sample = 1;
+            vae_name_sample(&L->nm, b, sizeof b, 1, l);
+            if ((rc = take_conv(L, b, cin, cin, 3, &lv->sample)) != VAE_OK) return rc;
+        }
+    }
+    vae_name_top(&L->nm, b, sizeof b, 1, "norm_out");
+    if ((rc = take_norm(L, b, cin, &d->norm_out)) != VAE_OK) return rc;
+    vae_name_top(&L->nm, b, sizeof b, 1, "conv_out");
+    return take_conv(L, b, a->out_channels, cin, 3, &d->conv_out);
+}
+
+static void free_conv(vae_conv *c)
+{
+    vae_packed_free(&c->w);
+    vae_free_aligned(c->bias);
+}
+
+static void free_norm(vae_norm *n)
+{
+    vae_free_aligned(n->gamma);
+    vae_free_aligned(n->beta);
+}
+
+static void free_resnet(vae_resnet *r)
+{
+    free_norm(&r->norm1);
+    free_norm(&r->norm2);
+    free_conv(&r->conv1);
+    free_conv(&r->conv2);
+    free_conv(&r->shortcut);
+}
+
+static void free_coder(vae_coder *c)
+{
+    free_conv(&c->conv_in);
+    for (int l = 0; l < VAE_MAX_LEVELS; l++) {
+        for (int32_t j = 0; j < c->levels[l].n_res; j++) free_resnet(&c->levels[l].res[j]);
+        free(c->levels[l].res);
+        free_conv(&c->levels[l].sample);
+    }
+    free_resnet(&c->mid1);
+    free_resnet(&c->mid2);
+    free_norm(&c->attn.norm);
+    free_conv(&c->attn.q);
+    free_conv(&c->attn.k);
+    free_conv(&c->attn.v);
+    free_conv(&c->attn.proj);
+    free_norm(&c->norm_out);
+    free_conv(&c->conv_out);
+}
+
+void vae_model_free(struct vae_model *m)
+{
+    if (!m) return;
+    free_coder(&m->enc);
+    free_coder(&m->dec);
+    free_conv(&m->quant_conv);
+    free_conv(&m->post_quant_conv);
+    free(m->path);
+    pthread_mutex_destroy(&m->err_lock);
+    free(m);
+}
+
+int32_t vae_model_load(const char *path, const char *config_path, struct vae_model **out,
+                       vae_error *err)
+{
+    char weights[PATH_MAX], config[PATH_MAX], prefix[32];
+    int32_t rc;
+    *out = NULL;
+    if ((rc = resolve_paths(path, weights, config, err)) != VAE_OK) return rc;
+    if (config_path) {
+        if (strlen(config_path) >= PATH_MAX)
+            return vae_fail(err, VAE_ERR_INVALID_ARGUMENT, "config_path is too long");
+        strcpy(config, config_path);
+    }
+    struct vae_model *m = calloc(1, sizeof *m);
+    if (!m) return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory");
+    if (pthread_mutex_init(&m->err_lock, NULL) != 0) {
+        free(m);
+        return vae_fail(err, VAE_ERR_NO_MEMORY, "cannot create a mutex");
+    }
+    loader L;
+    memset(&L, 0, sizeof L);
+    L.err = err;
+    L.arch = &m->arch;
+    L.kt = vae_kernels();
+    m->path = strdup(weights);
+    if (!m->path) { rc = vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory"); goto fail; }
+
+    vae_arch_defaults(&m->arch);
+    int from_config = config[0] != '\0';
+    if (from_config && (rc = vae_arch_from_config(config, &m->arch, err)) != VAE_OK) goto fail;
+    if ((rc = st_open(weights, &L.f, err)) != VAE_OK) goto fail;
+    if ((rc = vae_detect_naming(&L.f, prefix, sizeof prefix, &m->naming, err)) != VAE_OK) goto fail;
+    if ((rc = vae_arch_infer(&L.f, prefix, m->naming, &m->arch, from_config, err)) != VAE_OK) goto fail;
+    L.nm.prefix = prefix;
+    L.nm.naming = m->naming;
+    L.nm.levels = m->arch.levels;
+
+    char b[512];
+    if (m->arch.has_encoder) {
+        if ((rc = take_encoder(&L, &m->enc)) != VAE_OK) goto fail;
+        if (m->arch.use_quant_conv) {
+            vae_name_top(&L.nm, b, sizeof b, 0, "quant_conv");
+            int32_t c2 = 2 * m->arch.latent_channels;
+            if ((rc = take_conv(&L, b, c2, c2, 1, &m->quant_conv)) != VAE_OK) goto fail;
+        }
+    }
+    if (m->arch.has_decoder) {
+        if ((rc = take_decoder(&L, &m->dec)) != VAE_OK) goto fail;
+        if (m->arch.use_post_quant_conv) {
+            vae_name_top(&L.nm, b, sizeof b, 1, "post_quant_conv");
+            int32_t c = m->arch.latent_channels;
+            if ((rc = take_conv(&L, b, c, c, 1, &m->post_quant_conv)) != VAE_OK) goto fail;
+        }
+    }
+    int kinds = L.seen_dtype[0] + L.seen_dtype[1] + L.seen_dtype[2];
+    m->weight_dtype = kinds > 1 ? VAE_DTYPE_MIXED
+                    : L.seen_dtype[ST_F16] ? VAE_DTYPE_F16
+                    : L.seen_dtype[ST_BF16] ? VAE_DTYPE_BF16 : VAE_DTYPE_F32;
+    m->n_params = L.n_params;
+    st_close(&L.f);
+    *out = m;
+    return VAE_OK;
+fail:
+    st_close(&L.f);
+    vae_model_free(m);
+    return rc;
+}

@@ -1,0 +1,123 @@
+/*
+ * model.h - the AutoencoderKL of Stable Diffusion as data: its architecture
+ * (from config.json or inferred from tensor shapes) and its weights, loaded
+ * into fp32 and packed for the kernels.
+ */
+#ifndef SDXLVAE_MODEL_H
+#define SDXLVAE_MODEL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "core/common.h"
+#include "format/safetensors.h"
+#include "ops/ops.h"
+
+/* Tensor naming schemes found in released files. */
+#define VAE_NAMING_LDM 0            /* sgm / original: encoder.down.0.block.0 */
+#define VAE_NAMING_DIFFUSERS 1      /* encoder.down_blocks.0.resnets.0, to_q   */
+#define VAE_NAMING_LEGACY 2         /* diffusers with query/key/value/proj_attn */
+
+typedef struct vae_arch {
+    int32_t levels;
+    int32_t ch[VAE_MAX_LEVELS];     /* block_out_channels */
+    int32_t layers_per_block;
+    int32_t latent_channels;
+    int32_t in_channels, out_channels;
+    int32_t groups;
+    float eps;
+    float scale, shift;
+    int32_t use_quant_conv, use_post_quant_conv;
+    int32_t has_encoder, has_decoder;
+} vae_arch;
+
+typedef struct vae_resnet {
+    vae_norm norm1, norm2;
+    vae_conv conv1, conv2;
+    vae_conv shortcut;              /* 1x1, only when in != out channels */
+    int has_shortcut;
+} vae_resnet;
+
+typedef struct vae_attn {
+    vae_norm norm;
+    vae_conv q, k, v, proj;         /* 1x1 convolutions (linear layers) */
+} vae_attn;
+
+typedef struct vae_level {
+    vae_resnet *res;
+    int32_t n_res;
+    vae_conv sample;                /* Downsample (encoder) / Upsample conv */
+    int has_sample;
+} vae_level;
+
+typedef struct vae_coder {
+    vae_conv conv_in;
+    vae_level levels[VAE_MAX_LEVELS]; /* index = ldm level: 0 is full size */
+    vae_resnet mid1, mid2;
+    vae_attn attn;
+    vae_norm norm_out;
+    vae_conv conv_out;
+} vae_coder;
+
+struct vae_model {
+    vae_arch arch;
+    vae_coder enc, dec;
+    vae_conv quant_conv, post_quant_conv;
+    int32_t naming;
+    int32_t weight_dtype;           /* VAE_DTYPE_* */
+    uint64_t n_params;
+    int32_t n_threads;              /* default for calls */
+    char *path;                     /* the weights file */
+    /* The last error on this handle, guarded: the model is shared. */
+    pthread_mutex_t err_lock;
+    vae_error last_err;
+};
+
+/* config.json -> arch (fields absent from the file keep their value). */
+VAE_HIDDEN int32_t vae_arch_from_config(const char *config_path, vae_arch *arch,
+                                        vae_error *err);
+/* Fills what shapes tell (levels, channels, layers, latent channels, quant
+ * convs) into arch, and checks it against a config-given arch when
+ * from_config is set. */
+VAE_HIDDEN int32_t vae_arch_infer(const st_file *f, const char *prefix, int32_t naming,
+                                  vae_arch *arch, int from_config, vae_error *err);
+VAE_HIDDEN void vae_arch_defaults(vae_arch *arch);
+
+/* Naming: finds the key prefix ("", "first_stage_model.", "vae.") and the
+ * scheme. */
+VAE_HIDDEN int32_t vae_detect_naming(const st_file *f, char *prefix, size_t prefix_cap,
+                                     int32_t *naming, vae_error *err);
+
+/* Names of tensors, in the scheme of the file. `side` is "encoder" or
+ * "decoder"; `level` is the ldm level (0 = full size). All write a name
+ * without the ".weight"/".bias" suffix into buf. */
+typedef struct vae_names {
+    const char *prefix;
+    int32_t naming;
+    int32_t levels;
+} vae_names;
+VAE_HIDDEN void vae_name_resnet(const vae_names *nm, char *buf, size_t cap, int dec,
+                                int level, int j);
+VAE_HIDDEN void vae_name_mid_resnet(const vae_names *nm, char *buf, size_t cap, int dec,
+                                    int which);
+VAE_HIDDEN void vae_name_sample(const vae_names *nm, char *buf, size_t cap, int dec,
+                                int level);
+VAE_HIDDEN void vae_name_attn(const vae_names *nm, char *buf, size_t cap, int dec,
+                              const char *part);
+VAE_HIDDEN void vae_name_top(const vae_names *nm, char *buf, size_t cap, int dec,
+                             const char *part);
+/* Resnet sub-layer names: "norm1", "conv1", "norm2", "conv2", "shortcut". */
+VAE_HIDDEN const char *vae_name_resnet_part(const vae_names *nm, const char *part);
+
+/* The whole load: file -> arch -> weights. */
+VAE_HIDDEN int32_t vae_model_load(const char *path, const char *config_path,
+                                  struct vae_model **out, vae_error *err);
+VAE_HIDDEN void vae_model_free(struct vae_model *m);
+
+/* The graph. Single image; x is 3 x h x w. */
+VAE_HIDDEN int32_t vae_run_encoder(const struct vae_model *m, vae_ctx *ctx, const float *x,
+                                   int32_t h, int32_t w, float *moments, vae_error *err);
+VAE_HIDDEN int32_t vae_run_decoder(const struct vae_model *m, vae_ctx *ctx, const float *z,
+                                   int32_t h, int32_t w, float *img, vae_error *err);
+
+#endif

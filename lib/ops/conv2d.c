@@ -1,0 +1,117 @@
+/* conv2d.c - 3x3 and 1x1 convolutions as GEMM: out[cout][pixel] =
+ * W[cout][cin*k*k] * im2col(in)[cin*k*k][pixel]. The im2col never exists as
+ * a whole: each thread gathers one KC x NC block straight into the packed
+ * panel layout the microkernel reads. Nearest-2x upsampling and the
+ * Downsample padding are folded into that gather, so the upsampled tensor is
+ * never stored either. */
+#include "ops/ops.h"
+
+#include <string.h>
+
+typedef struct conv_src {
+    const float *in;
+    int32_t h, w;        /* input size */
+    int32_t ow;          /* output width */
+    int32_t ksize;
+    int mode;
+} conv_src;
+
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+
+/* The input pixel that output pixel (oy, ox) reads at tap (ky, kx), or
+ * 0 when that tap falls on padding. */
+static void im2col_pack(const void *vsrc, size_t k0, size_t kc, size_t n0, size_t nc,
+                        size_t nr, float *dst)
+{
+    const conv_src *s = vsrc;
+    const int32_t kk = s->ksize * s->ksize;
+    const int32_t h = s->h, w = s->w, ow = s->ow;
+    const size_t panels = (nc + nr - 1) / nr;
+    for (size_t kq = 0; kq < kc; kq++) {
+        size_t k = k0 + kq;
+        int32_t ci = (int32_t)(k / (size_t)kk), r = (int32_t)(k % (size_t)kk);
+        int32_t ky = r / s->ksize, kx = r % s->ksize;
+        const float *plane = s->in + (size_t)ci * (size_t)h * (size_t)w;
+        int32_t oy = (int32_t)(n0 / (size_t)ow), ox = (int32_t)(n0 % (size_t)ow);
+        for (size_t q = 0; q < nc; q++) {
+            float v = 0.0f;
+            int32_t iy, ix;
+            if (s->ksize == 1) {
+                iy = oy; ix = ox;
+            } else if (s->mode == VAE_CONV_SAME) {
+                iy = oy + ky - 1; ix = ox + kx - 1;
+            } else if (s->mode == VAE_CONV_DOWN2) {
+                iy = 2 * oy + ky; ix = 2 * ox + kx;
+            } else { /* VAE_CONV_UP2: tap in the upsampled image, then halve */
+                iy = oy + ky - 1; ix = ox + kx - 1;
+                iy = iy < 0 ? -1 : iy / 2;
+                ix = ix < 0 ? -1 : ix / 2;
+            }
+            if (iy >= 0 && iy < h && ix >= 0 && ix < w) v = plane[(size_t)iy * (size_t)w + (size_t)ix];
+            dst[(q / nr) * kc * nr + kq * nr + (q % nr)] = v;
+            if (++ox == ow) { ox = 0; oy++; }
+        }
+        /* zero the padding columns of the last panel */
+        for (size_t q = nc; q < panels * nr; q++) dst[(q / nr) * kc * nr + kq * nr + (q % nr)] = 0.0f;
+    }
+}
+
+/* 1x1 convolutions read rows of the input directly. */
+static void direct_pack(const void *vsrc, size_t k0, size_t kc, size_t n0, size_t nc, size_t nr,
+                        float *dst)
+{
+    const conv_src *s = vsrc;
+    size_t hw = (size_t)s->h * (size_t)s->w;
+    vae_pack_b(nr, kc, nc, s->in + k0 * hw + n0, hw, dst);
+}
+
+typedef struct conv_job {
+    const vae_ctx *ctx;
+    const vae_conv *cv;
+    conv_src src;
+    float *out;
+    size_t npix;
+    int accumulate;
+} conv_job;
+
+static void conv_item(void *arg, size_t item, int thread)
+{
+    conv_job *j = arg;
+    size_t n0 = item * VAE_GEMM_NC, nc = min_sz(VAE_GEMM_NC, j->npix - n0);
+    int direct = j->cv->ksize == 1 && j->src.mode == VAE_CONV_SAME;
+    vae_gemm_chunk(j->ctx->kt, &j->cv->w, n0, nc, direct ? direct_pack : im2col_pack, &j->src,
+                   j->out, j->npix, j->accumulate, j->ctx->scratch[thread]);
+    /* bias after the sum: the chunk is still in cache */
+    for (int32_t co = 0; co < j->cv->cout; co++) {
+        float b = j->cv->bias[co];
+        float *o = j->out + (size_t)co * j->npix + n0;
+        for (size_t q = 0; q < nc; q++) o[q] += b;
+    }
+}
+
+int32_t vae_conv2d(vae_ctx *ctx, const vae_conv *cv, int mode, const float *in, int32_t h,
+                   int32_t w, float *out, int accumulate, vae_error *err)
+{
+    int32_t oh = h, ow = w;
+    if (mode == VAE_CONV_DOWN2) { oh = h / 2; ow = w / 2; }
+    if (mode == VAE_CONV_UP2) { oh = h * 2; ow = w * 2; }
+    if (oh < 1 || ow < 1)
+        return vae_fail(err, VAE_ERR_INVALID_ARGUMENT, "convolution of a %dx%d input has no output", h, w);
+    if (cv->w.mr != ctx->kt->gemm_mr)
+        return vae_fail(err, VAE_ERR_INTERNAL, "weights packed for MR=%zu, kernel wants %zu",
+                        cv->w.mr, ctx->kt->gemm_mr);
+    conv_job j;
+    j.ctx = ctx;
+    j.cv = cv;
+    j.src.in = in;
+    j.src.h = h;
+    j.src.w = w;
+    j.src.ow = ow;
+    j.src.ksize = cv->ksize;
+    j.src.mode = mode;
+    j.out = out;
+    j.npix = (size_t)oh * (size_t)ow;
+    j.accumulate = accumulate;
+    vae_pool_run(ctx->pool, (j.npix + VAE_GEMM_NC - 1) / VAE_GEMM_NC, conv_item, &j);
+    return VAE_OK;
+}

@@ -1,0 +1,148 @@
+/* gemm.c - packed-A GEMM drivers over the microkernels (GotoBLAS blocking:
+ * K in blocks of VAE_GEMM_KC, N in chunks of VAE_GEMM_NC; threads take whole
+ * N chunks, so every output element is summed in the same order whatever
+ * the thread count). */
+#include "ops/ops.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
+
+uint64_t vae_packed_floats(size_t m, size_t k, size_t mr)
+{
+    uint64_t r;
+    if (!vae_mul_ok(div_up(m, mr) * (uint64_t)mr, k, &r)) return UINT64_MAX;
+    return r;
+}
+
+void vae_packed_fill(vae_packed *p, size_t m, size_t k, size_t mr, const float *a, float *buf)
+{
+    p->m = m;
+    p->k = k;
+    p->mr = mr;
+    p->data = buf;
+    size_t panels = div_up(m, mr);
+    for (size_t k0 = 0; k0 < k; k0 += VAE_GEMM_KC) {
+        size_t kc = min_sz(VAE_GEMM_KC, k - k0);
+        vae_pack_a(mr, m, kc, a + k0, k, p->data + k0 * panels * mr);
+    }
+}
+
+int32_t vae_packed_init(vae_packed *p, size_t m, size_t k, size_t mr, const float *a)
+{
+    uint64_t n = vae_packed_floats(m, k, mr);
+    float *buf = n == UINT64_MAX ? NULL : vae_alloc_floats(n);
+    p->data = NULL;
+    if (!buf) return VAE_ERR_NO_MEMORY;
+    vae_packed_fill(p, m, k, mr, a, buf);
+    return VAE_OK;
+}
+
+void vae_packed_free(vae_packed *p)
+{
+    if (!p) return;
+    vae_free_aligned(p->data);
+    p->data = NULL;
+}
+
+void vae_gemm_chunk(const vae_kernel_table *kt, const vae_packed *a, size_t n0, size_t nc,
+                    vae_bpack_fn pack, const void *bsrc, float *c, size_t ldc, int accumulate,
+                    float *bbuf)
+{
+    const size_t MR = a->mr, NR = kt->gemm_nr, m = a->m, k = a->k;
+    const size_t panels = div_up(m, MR);
+    for (size_t k0 = 0; k0 < k; k0 += VAE_GEMM_KC) {
+        size_t kc = min_sz(VAE_GEMM_KC, k - k0);
+        pack(bsrc, k0, kc, n0, nc, NR, bbuf);
+        const float *ablock = a->data + k0 * panels * MR;
+        int acc = accumulate || k0 > 0;
+        for (size_t mp = 0; mp < panels; mp++) {
+            size_t mr = min_sz(MR, m - mp * MR);
+            const float *ap = ablock + mp * kc * MR;
+            float *crow = c + mp * MR * ldc + n0;
+            for (size_t np = 0; np * NR < nc; np++) {
+                size_t nr = min_sz(NR, nc - np * NR);
+                kt->gemm(mr, nr, kc, ap, bbuf + np * kc * NR, crow + np * NR, ldc, acc);
+            }
+        }
+    }
+}
+
+void vae_bpack_matrix(const void *src, size_t k0, size_t kc, size_t n0, size_t nc, size_t nr,
+                      float *dst)
+{
+    const vae_matrix *b = src;
+    vae_pack_b(nr, kc, nc, b->p + k0 * b->ld + n0, b->ld, dst);
+}
+
+typedef struct gemm_job {
+    const vae_ctx *ctx;
+    const vae_packed *a;
+    vae_matrix b;
+    float *c;
+    size_t n, ldc;
+    int accumulate;
+} gemm_job;
+
+static void gemm_item(void *arg, size_t item, int thread)
+{
+    gemm_job *j = arg;
+    size_t n0 = item * VAE_GEMM_NC;
+    vae_gemm_chunk(j->ctx->kt, j->a, n0, min_sz(VAE_GEMM_NC, j->n - n0), vae_bpack_matrix,
+                   &j->b, j->c, j->ldc, j->accumulate, j->ctx->scratch[thread]);
+}
+
+int32_t vae_gemm(vae_ctx *ctx, size_t m, size_t n, size_t k, const float *a, size_t lda,
+                 const float *b, size_t ldb, float *c, size_t ldc, int accumulate,
+                 vae_error *err)
+{
+    vae_packed pa;
+    /* vae_packed_init wants a dense A; copy when lda != k (rare). */
+    const float *dense = a;
+    float *tmp = NULL;
+    if (lda != k) {
+        tmp = vae_alloc_floats((uint64_t)m * k);
+        if (!tmp) return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory in a %zux%zu GEMM", m, k);
+        for (size_t i = 0; i < m; i++) memcpy(tmp + i * k, a + i * lda, k * sizeof(float));
+        dense = tmp;
+    }
+    int32_t rc = vae_packed_init(&pa, m, k, ctx->kt->gemm_mr, dense);
+    vae_free_aligned(tmp);
+    if (rc != VAE_OK) return vae_fail(err, rc, "out of memory packing a %zux%zu GEMM", m, k);
+    gemm_job j = {ctx, &pa, {b, ldb}, c, n, ldc, accumulate};
+    vae_pool_run(ctx->pool, div_up(n, VAE_GEMM_NC), gemm_item, &j);
+    vae_packed_free(&pa);
+    return VAE_OK;
+}
+
+int32_t vae_ctx_init(vae_ctx *ctx, int n_threads, vae_error *err)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->kt = vae_kernels();
+    ctx->pool = vae_pool_create(n_threads);
+    if (!ctx->pool) return vae_fail(err, VAE_ERR_NO_MEMORY, "cannot start %d threads", n_threads);
+    ctx->n_threads = vae_pool_threads(ctx->pool);
+    ctx->scratch = calloc((size_t)ctx->n_threads, sizeof *ctx->scratch);
+    if (!ctx->scratch) goto oom;
+    size_t nr = ctx->kt->gemm_nr;
+    size_t per = VAE_GEMM_KC * div_up(VAE_GEMM_NC, nr) * nr;
+    for (int i = 0; i < ctx->n_threads; i++) {
+        ctx->scratch[i] = vae_alloc_floats(per);
+        if (!ctx->scratch[i]) goto oom;
+    }
+    return VAE_OK;
+oom:
+    vae_ctx_free(ctx);
+    return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory for per-thread scratch");
+}
+
+void vae_ctx_free(vae_ctx *ctx)
+{
+    if (ctx->scratch)
+        for (int i = 0; i < ctx->n_threads; i++) vae_free_aligned(ctx->scratch[i]);
+    free(ctx->scratch);
+    vae_pool_destroy(ctx->pool);
+    memset(ctx, 0, sizeof *ctx);
+}

@@ -1,0 +1,110 @@
+/*
+ * ops.h - the layers of the VAE on single-image CHW fp32 tensors: shape
+ * logic, splitting the work over threads, and the choice of kernel. The
+ * arithmetic itself is in lib/kernels/.
+ */
+#ifndef SDXLVAE_OPS_H
+#define SDXLVAE_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/common.h"
+#include "core/threadpool.h"
+#include "kernels/kernels.h"
+
+/* A matrix packed once for the GEMM microkernel (A side): K is cut into
+ * blocks of VAE_GEMM_KC; block kb holds ceil(M/MR) panels of kc*MR floats. */
+typedef struct vae_packed {
+    size_t m, k, mr;
+    float *data;
+} vae_packed;
+
+/* How many floats vae_pack_weights needs for an m x k matrix. */
+VAE_HIDDEN uint64_t vae_packed_floats(size_t m, size_t k, size_t mr);
+/* Packs row-major a (m x k) into p->data (allocated here). */
+VAE_HIDDEN int32_t vae_packed_init(vae_packed *p, size_t m, size_t k, size_t mr,
+                                   const float *a);
+VAE_HIDDEN void vae_packed_free(vae_packed *p);
+/* The same into a caller's buffer of vae_packed_floats() floats (not owned). */
+VAE_HIDDEN void vae_packed_fill(vae_packed *p, size_t m, size_t k, size_t mr, const float *a,
+                                float *buf);
+
+typedef struct vae_conv {
+    int32_t cout, cin, ksize;       /* ksize 1 or 3 */
+    float *bias;                    /* cout */
+    vae_packed w;                   /* cout x (cin*ksize*ksize) */
+} vae_conv;
+
+typedef struct vae_norm {
+    int32_t c;
+    float *gamma, *beta;
+} vae_norm;
+
+/* Per-call execution state: kernels, threads, scratch. Not shared between
+ * concurrent calls, so the model itself stays immutable. */
+typedef struct vae_ctx {
+    const vae_kernel_table *kt;
+    vae_pool *pool;
+    int n_threads;
+    float **scratch;                /* one B-packing buffer per thread */
+} vae_ctx;
+
+VAE_HIDDEN int32_t vae_ctx_init(vae_ctx *ctx, int n_threads, vae_error *err);
+VAE_HIDDEN void vae_ctx_free(vae_ctx *ctx);
+
+/* How a 3x3 convolution reads its input. */
+#define VAE_CONV_SAME 0       /* stride 1, pad 1: out = in size            */
+#define VAE_CONV_DOWN2 1      /* stride 2, pad (0,1,0,1): Downsample       */
+#define VAE_CONV_UP2 2        /* nearest 2x upsample then SAME: Upsample   */
+
+/*
+ * out (cout x oh x ow) = conv(in) + bias, or, with accumulate, out += that
+ * (a fused residual add). in is cin x h x w. 1x1 convs take mode SAME.
+ */
+VAE_HIDDEN int32_t vae_conv2d(vae_ctx *ctx, const vae_conv *cv, int mode, const float *in,
+                              int32_t h, int32_t w, float *out, int accumulate,
+                              vae_error *err);
+
+/* out = GroupNorm(in) (then SiLU when silu). in and out may alias. */
+VAE_HIDDEN void vae_groupnorm(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float eps,
+                              const float *in, int32_t h, int32_t w, float *out, int silu);
+
+/* x += proj(attention(norm(x))): the mid-block single-head self-attention. */
+VAE_HIDDEN int32_t vae_attention(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float eps,
+                                 const vae_conv *q, const vae_conv *k, const vae_conv *v,
+                                 const vae_conv *proj, float *x, int32_t h, int32_t w,
+                                 vae_error *err);
+
+/* C (m x n, ldc) (+)= A (m x k, lda) * B (k x n, ldb): a plain GEMM over the
+ * same microkernels, packing both sides on the fly. */
+VAE_HIDDEN int32_t vae_gemm(vae_ctx *ctx, size_t m, size_t n, size_t k, const float *a,
+                            size_t lda, const float *b, size_t ldb, float *c, size_t ldc,
+                            int accumulate, vae_error *err);
+
+/* Packs B[k0:k0+kc, n0:n0+nc] of some source into ceil(nc/nr) panels of
+ * kc x nr floats (zero padded): im2col for convolutions, a plain copy for
+ * matrices. */
+typedef void (*vae_bpack_fn)(const void *src, size_t k0, size_t kc, size_t n0, size_t nc,
+                             size_t nr, float *dst);
+
+/* One column block of C = A * B (+ C): the serial core of every driver.
+ * bbuf holds VAE_GEMM_KC * round_up(nc, NR) floats. */
+VAE_HIDDEN void vae_gemm_chunk(const vae_kernel_table *kt, const vae_packed *a, size_t n0,
+                               size_t nc, vae_bpack_fn pack, const void *bsrc, float *c,
+                               size_t ldc, int accumulate, float *bbuf);
+
+/* Row-major matrix as a B source for vae_gemm_chunk. */
+typedef struct vae_matrix {
+    const float *p;
+    size_t ld;
+} vae_matrix;
+VAE_HIDDEN void vae_bpack_matrix(const void *src, size_t k0, size_t kc, size_t n0,
+                                 size_t nc, size_t nr, float *dst);
+
+/* K-block and N-block of the GEMM drivers (floats): B blocks of KC x NC
+ * stay in L2, A panels of KC x MR in L1. */
+#define VAE_GEMM_KC 256
+#define VAE_GEMM_NC 128
+
+#endif
