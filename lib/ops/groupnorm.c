@@ -32,18 +32,19 @@ static void gn_item(void *arg, size_t g, int thread)
     }
     double rstd = 1.0 / sqrt(ss / (double)n + (double)j->eps);
     for (int32_t c = 0; c < cpg; c++) {
-        /* y = x * a + b with a, b folded per channel */
+        /* y = (x - mean) * a + beta: folding the mean into the offset would
+         * cancel catastrophically when rstd is large (tiny variance) */
         float a = (float)(rstd * j->nm->gamma[c0 + (size_t)c]);
-        float b = (float)(j->nm->beta[c0 + (size_t)c] - mean * rstd * j->nm->gamma[c0 + (size_t)c]);
+        float b = j->nm->beta[c0 + (size_t)c], mf = (float)mean;
         const float *xc = x + (size_t)c * j->hw;
         float *yc = j->out + (c0 + (size_t)c) * j->hw;
         if (j->silu) {
             for (size_t i = 0; i < j->hw; i++) {
-                float y = xc[i] * a + b;
+                float y = (xc[i] - mf) * a + b;
                 yc[i] = y / (1.0f + expf(-y));
             }
         } else {
-            for (size_t i = 0; i < j->hw; i++) yc[i] = xc[i] * a + b;
+            for (size_t i = 0; i < j->hw; i++) yc[i] = (xc[i] - mf) * a + b;
         }
     }
 }

@@ -1,0 +1,319 @@
+/*
+ * test_ops.c - every op against a direct, loop-by-loop double-precision
+ * reference written from the PyTorch definitions: 3x3 convolution (stride 1
+ * pad 1; Downsample's stride 2 with (0,1,0,1) padding; nearest-2x upsample
+ * then conv), 1x1 convolution, the fused residual accumulate, GroupNorm with
+ * and without SiLU, and the mid-block attention. Odd sizes and 1-pixel
+ * images included; scalar and SIMD kernels both.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "ops/ops.h"
+#include "testutil.h"
+
+static uint64_t rng_state = 1;
+static float frand(void)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((double)(rng_state >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
+}
+
+static float *rand_buf(size_t n)
+{
+    float *p = malloc(n * sizeof(float) + 1);
+    for (size_t i = 0; i < n; i++) p[i] = frand();
+    return p;
+}
+
+static void make_conv(vae_conv *cv, int cout, int cin, int k, float **w_out)
+{
+    size_t K = (size_t)cin * (size_t)k * (size_t)k;
+    float *w = rand_buf((size_t)cout * K);
+    cv->cout = cout;
+    cv->cin = cin;
+    cv->ksize = k;
+    cv->bias = vae_alloc_floats((uint64_t)cout);
+    for (int i = 0; i < cout; i++) cv->bias[i] = frand();
+    ck_assert_int_eq(vae_packed_init(&cv->w, (size_t)cout, K, vae_kernels()->gemm_mr, w), VAE_OK);
+    *w_out = w;
+}
+
+static void free_conv(vae_conv *cv, float *w)
+{
+    vae_packed_free(&cv->w);
+    vae_free_aligned(cv->bias);
+    free(w);
+}
+
+/* torch.nn.functional.conv2d on the (possibly padded / upsampled) input */
+static void ref_conv(const float *in, int cin, int h, int w, const float *wt, const float *bias,
+                     int cout, int k, int mode, double *out, int *oh_out, int *ow_out)
+{
+    int oh = h, ow = w;
+    if (mode == VAE_CONV_DOWN2) { oh = h / 2; ow = w / 2; }
+    if (mode == VAE_CONV_UP2) { oh = 2 * h; ow = 2 * w; }
+    for (int co = 0; co < cout; co++)
+        for (int y = 0; y < oh; y++)
+            for (int x = 0; x < ow; x++) {
+                double s = bias[co];
+                for (int ci = 0; ci < cin; ci++)
+                    for (int ky = 0; ky < k; ky++)
+                        for (int kx = 0; kx < k; kx++) {
+                            int iy, ix, H = h, W = w;
+                            if (k == 1) { iy = y; ix = x; }
+                            else if (mode == VAE_CONV_SAME) { iy = y + ky - 1; ix = x + kx - 1; }
+                            else if (mode == VAE_CONV_DOWN2) { iy = 2 * y + ky; ix = 2 * x + kx; }
+                            else { iy = y + ky - 1; ix = x + kx - 1; H = 2 * h; W = 2 * w; }
+                            if (iy < 0 || ix < 0 || iy >= H || ix >= W) continue;
+                            if (mode == VAE_CONV_UP2 && k == 3) { iy /= 2; ix /= 2; }
+                            s += (double)wt[((co * cin + ci) * k + ky) * k + kx] *
+                                 in[((size_t)ci * h + iy) * w + ix];
+                        }
+                out[((size_t)co * oh + y) * ow + x] = s;
+            }
+    *oh_out = oh;
+    *ow_out = ow;
+}
+
+static double rel_err_d(const float *a, const double *b, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(a[i] - b[i]);
+        if (!(d <= num)) num = d;
+        if (fabs(b[i]) > den) den = fabs(b[i]);
+    }
+    return den > 0 ? num / den : num;
+}
+
+static const struct { int cout, cin, k, h, w, mode; } conv_cases[] = {
+    {1, 1, 3, 1, 1, VAE_CONV_SAME},   {7, 3, 3, 5, 9, VAE_CONV_SAME},
+    {13, 5, 3, 8, 8, VAE_CONV_DOWN2}, {6, 4, 3, 3, 5, VAE_CONV_UP2},
+    {17, 33, 1, 7, 11, VAE_CONV_SAME}, {32, 32, 3, 16, 12, VAE_CONV_SAME},
+    {8, 40, 3, 17, 19, VAE_CONV_SAME}, /* K = 360 spans two K blocks */
+    {5, 30, 3, 10, 6, VAE_CONV_DOWN2}, {9, 31, 3, 12, 13, VAE_CONV_UP2},
+    {3, 3, 3, 2, 2, VAE_CONV_DOWN2},  {4, 300, 1, 3, 3, VAE_CONV_SAME},
+};
+
+static void run_conv_case(int ci, int isa, int threads)
+{
+    vae_kernels_set_max_isa(isa);
+    int cout = conv_cases[ci].cout, cin = conv_cases[ci].cin, k = conv_cases[ci].k,
+        h = conv_cases[ci].h, w = conv_cases[ci].w, mode = conv_cases[ci].mode;
+    vae_conv cv;
+    float *wt;
+    make_conv(&cv, cout, cin, k, &wt);
+    float *in = rand_buf((size_t)cin * h * w);
+    size_t on = (size_t)cout * 4 * h * w;
+    double *ref = malloc(on * sizeof(double));
+    int oh, ow;
+    ref_conv(in, cin, h, w, wt, cv.bias, cout, k, mode, ref, &oh, &ow);
+    size_t n = (size_t)cout * oh * ow;
+    float *out = malloc(n * sizeof(float));
+    vae_ctx ctx;
+    vae_error err;
+    ck_assert_int_eq(vae_ctx_init(&ctx, threads, &err), VAE_OK);
+    ck_assert_int_eq(vae_conv2d(&ctx, &cv, mode, in, h, w, out, 0, &err), VAE_OK);
+    double e = rel_err_d(out, ref, n);
+    ck_assert_msg(e < 1e-5, "conv case %d (%s): rel err %g", ci, ctx.kt->isa, e);
+    /* accumulate: out += conv(in) */
+    float *acc = rand_buf(n);
+    double *ref2 = malloc(n * sizeof(double));
+    for (size_t i = 0; i < n; i++) ref2[i] = acc[i] + ref[i];
+    ck_assert_int_eq(vae_conv2d(&ctx, &cv, mode, in, h, w, acc, 1, &err), VAE_OK);
+    e = rel_err_d(acc, ref2, n);
+    ck_assert_msg(e < 1e-5, "conv case %d accumulate: rel err %g", ci, e);
+    vae_ctx_free(&ctx);
+    free(acc); free(ref2); free(out); free(ref); free(in);
+    free_conv(&cv, wt);
+    vae_kernels_set_max_isa(VAE_ISA_BEST);
+}
+
+START_TEST(test_conv_best) { run_conv_case(_i, VAE_ISA_BEST, 2); }
+END_TEST
+START_TEST(test_conv_scalar) { run_conv_case(_i, VAE_ISA_SCALAR, 1); }
+END_TEST
+
+static void ref_groupnorm(const float *x, int c, int hw, int groups, float eps, const float *g,
+                          const float *b, int silu, double *y)
+{
+    int cpg = c / groups;
+    for (int gi = 0; gi < groups; gi++) {
+        double s = 0, ss = 0;
+        size_t n = (size_t)cpg * hw, off = (size_t)gi * cpg * hw;
+        for (size_t i = 0; i < n; i++) s += x[off + i];
+        double mean = s / n;
+        for (size_t i = 0; i < n; i++) ss += (x[off + i] - mean) * (x[off + i] - mean);
+        double rstd = 1 / sqrt(ss / n + eps);
+        for (int ch = gi * cpg; ch < (gi + 1) * cpg; ch++)
+            for (int i = 0; i < hw; i++) {
+                double v = (x[(size_t)ch * hw + i] - mean) * rstd * g[ch] + b[ch];
+                y[(size_t)ch * hw + i] = silu ? v / (1 + exp(-v)) : v;
+            }
+    }
+}
+
+START_TEST(test_groupnorm)
+{
+    static const int cases[][4] = {{32, 32, 1, 1}, {64, 32, 5, 7}, {24, 8, 4, 4}, {6, 3, 1, 9}};
+    for (int silu = 0; silu < 2; silu++)
+        for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+            int c = cases[t][0], groups = cases[t][1], h = cases[t][2], w = cases[t][3];
+            size_t n = (size_t)c * h * w;
+            float *x = rand_buf(n), *y = malloc(n * 4);
+            for (size_t i = 0; i < n; i++) x[i] = x[i] * 3 + 5; /* offset: catches one-pass variance */
+            vae_norm nm = {c, rand_buf((size_t)c), rand_buf((size_t)c)};
+            double *ref = malloc(n * sizeof(double));
+            ref_groupnorm(x, c, h * w, groups, 1e-6f, nm.gamma, nm.beta, silu, ref);
+            vae_ctx ctx;
+            vae_error err;
+            ck_assert_int_eq(vae_ctx_init(&ctx, 2, &err), VAE_OK);
+            vae_groupnorm(&ctx, &nm, groups, 1e-6f, x, h, w, y, silu);
+            double e = rel_err_d(y, ref, n);
+            ck_assert_msg(e < 1e-6, "groupnorm c=%d g=%d %dx%d silu=%d: %g", c, groups, h, w, silu, e);
+            /* in place gives the same */
+            vae_groupnorm(&ctx, &nm, groups, 1e-6f, x, h, w, x, silu);
+            ck_assert_int_eq(memcmp(x, y, n * 4), 0);
+            vae_ctx_free(&ctx);
+            free(x); free(y); free(ref); free(nm.gamma); free(nm.beta);
+        }
+}
+END_TEST
+
+/* x += proj(softmax(q^T k / sqrt(c)) v^T) with q, k, v = 1x1 convs of GroupNorm(x) */
+START_TEST(test_attention)
+{
+    static const int cases[][3] = {{32, 1, 1}, {32, 3, 5}, {64, 8, 8}, {32, 7, 13}, {32, 10, 11}};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        int c = cases[t][0], h = cases[t][1], w = cases[t][2], n = h * w;
+        vae_conv q, k, v, p;
+        float *wq, *wk, *wv, *wp;
+        make_conv(&q, c, c, 1, &wq);
+        make_conv(&k, c, c, 1, &wk);
+        make_conv(&v, c, c, 1, &wv);
+        make_conv(&p, c, c, 1, &wp);
+        vae_norm nm = {c, rand_buf((size_t)c), rand_buf((size_t)c)};
+        float *x = rand_buf((size_t)c * n);
+        double *xn = malloc(sizeof(double) * c * n), *Q = malloc(sizeof(double) * c * n),
+               *K = malloc(sizeof(double) * c * n), *V = malloc(sizeof(double) * c * n),
+               *A = malloc(sizeof(double) * c * n), *ref = malloc(sizeof(double) * c * n),
+               *row = malloc(sizeof(double) * n);
+        ref_groupnorm(x, c, n, 32, 1e-6f, nm.gamma, nm.beta, 0, xn);
+        const float *ws[3] = {wq, wk, wv};
+        const float *bs[3] = {q.bias, k.bias, v.bias};
+        double *outs[3] = {Q, K, V};
+        for (int m = 0; m < 3; m++)
+            for (int o = 0; o < c; o++)
+                for (int i = 0; i < n; i++) {
+                    double s = bs[m][o];
+                    for (int ci = 0; ci < c; ci++) s += ws[m][o * c + ci] * xn[(size_t)ci * n + i];
+                    outs[m][(size_t)o * n + i] = s;
+                }
+        for (int i = 0; i < n; i++) {
+            double mx = -INFINITY, sum = 0;
+            for (int j = 0; j < n; j++) {
+                double s = 0;
+                for (int ci = 0; ci < c; ci++) s += Q[(size_t)ci * n + i] * K[(size_t)ci * n + j];
+                row[j] = s / sqrt((double)c);
+                if (row[j] > mx) mx = row[j];
+            }
+            for (int j = 0; j < n; j++) sum += (row[j] = exp(row[j] - mx));
+            for (int ci = 0; ci < c; ci++) {
+                double s = 0;
+                for (int j = 0; j < n; j++) s += row[j] / sum * V[(size_t)ci * n + j];
+                A[(size_t)ci * n + i] = s;
+            }
+        }
+        for (int o = 0; o < c; o++)
+            for (int i = 0; i < n; i++) {
+                double s = p.bias[o];
+                for (int ci = 0; ci < c; ci++) s += wp[o * c + ci] * A[(size_t)ci * n + i];
+                ref[(size_t)o * n + i] = x[(size_t)o * n + i] + s;
+            }
+        vae_ctx ctx;
+        vae_error err;
+        ck_assert_int_eq(vae_ctx_init(&ctx, 2, &err), VAE_OK);
+        ck_assert_int_eq(vae_attention(&ctx, &nm, 32, 1e-6f, &q, &k, &v, &p, x, h, w, &err), VAE_OK);
+        double e = rel_err_d(x, ref, (size_t)c * n);
+        ck_assert_msg(e < 1e-5, "attention c=%d %dx%d: %g", c, h, w, e);
+        vae_ctx_free(&ctx);
+        free_conv(&q, wq); free_conv(&k, wk); free_conv(&v, wv); free_conv(&p, wp);
+        free(nm.gamma); free(nm.beta); free(x);
+        free(xn); free(Q); free(K); free(V); free(A); free(ref); free(row);
+    }
+}
+END_TEST
+
+/* The generic GEMM over several blocks in every dimension, with an lda
+ * that is not k. */
+START_TEST(test_gemm)
+{
+    size_t m = 37, n = 300, k = 530, lda = 541, ldb = 307, ldc = 303;
+    float *a = rand_buf(m * lda), *b = rand_buf(k * ldb), *c = rand_buf(m * ldc);
+    double *ref = malloc(sizeof(double) * m * ldc);
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < ldc; j++) {
+            double s = c[i * ldc + j];
+            if (j < n)
+                for (size_t q = 0; q < k; q++) s += (double)a[i * lda + q] * b[q * ldb + j];
+            ref[i * ldc + j] = s;
+        }
+    vae_ctx ctx;
+    vae_error err;
+    ck_assert_int_eq(vae_ctx_init(&ctx, 2, &err), VAE_OK);
+    ck_assert_int_eq(vae_gemm(&ctx, m, n, k, a, lda, b, ldb, c, ldc, 1, &err), VAE_OK);
+    ck_assert_double_lt(rel_err_d(c, ref, m * ldc), 1e-5);
+    vae_ctx_free(&ctx);
+    free(a); free(b); free(c); free(ref);
+}
+END_TEST
+
+static void count_item(void *arg, size_t item, int thread)
+{
+    int *hits = arg;
+    (void)thread;
+    __atomic_fetch_add(&hits[item], 1, __ATOMIC_RELAXED);
+}
+
+START_TEST(test_pool_covers_every_item_once)
+{
+    static int hits[1000];
+    for (int t = 1; t <= 4; t++) {
+        vae_pool *p = vae_pool_create(t);
+        ck_assert_ptr_nonnull(p);
+        for (int rep = 0; rep < 50; rep++) {
+            size_t nitems = (size_t)(rep * 37 % 1000);
+            memset(hits, 0, sizeof hits);
+            vae_pool_run(p, nitems, count_item, hits);
+            for (size_t i = 0; i < 1000; i++)
+                ck_assert_int_eq(hits[i], i < nitems ? 1 : 0);
+        }
+        vae_pool_destroy(p);
+    }
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("ops");
+    TCase *tc = tcase_create("ops");
+    tcase_set_timeout(tc, 300);
+    int nconv = (int)(sizeof conv_cases / sizeof conv_cases[0]);
+    tcase_add_loop_test(tc, test_conv_best, 0, nconv);
+    tcase_add_loop_test(tc, test_conv_scalar, 0, nconv);
+    tcase_add_test(tc, test_groupnorm);
+    tcase_add_test(tc, test_attention);
+    tcase_add_test(tc, test_gemm);
+    tcase_add_test(tc, test_pool_covers_every_item_once);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
