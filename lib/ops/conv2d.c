@@ -18,41 +18,66 @@ typedef struct conv_src {
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
-/* The input pixel that output pixel (oy, ox) reads at tap (ky, kx), or
- * 0 when that tap falls on padding. */
+/* Input offset (within one channel plane) that output pixel (oy, ox) reads
+ * at tap (ky, kx), or -1 where the tap falls on padding. */
+static int64_t tap_offset(const conv_src *s, int32_t oy, int32_t ox, int32_t ky, int32_t kx)
+{
+    int32_t iy, ix;
+    if (s->ksize == 1) {
+        iy = oy; ix = ox;
+    } else if (s->mode == VAE_CONV_SAME) {
+        iy = oy + ky - 1; ix = ox + kx - 1;
+    } else if (s->mode == VAE_CONV_DOWN2) {
+        iy = 2 * oy + ky; ix = 2 * ox + kx;
+    } else { /* VAE_CONV_UP2: the tap in the upsampled image, then halved */
+        iy = oy + ky - 1; ix = ox + kx - 1;
+        iy = iy < 0 ? -1 : iy / 2;
+        ix = ix < 0 ? -1 : ix / 2;
+    }
+    if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w) return -1;
+    return (int64_t)iy * s->w + ix;
+}
+
+#define MAX_NR 64
+#define MAX_TAPS 9
+
+/* im2col of one K x N block, written panel by panel. For each panel the
+ * offsets of its pixels are worked out once per tap; a tap whose pixels
+ * read one contiguous run of the input (most taps of a stride-1 conv away
+ * from the borders) is a plain copy, the others a gather. */
 static void im2col_pack(const void *vsrc, size_t k0, size_t kc, size_t n0, size_t nc,
                         size_t nr, float *dst)
 {
     const conv_src *s = vsrc;
-    const int32_t kk = s->ksize * s->ksize;
-    const int32_t h = s->h, w = s->w, ow = s->ow;
-    const size_t panels = (nc + nr - 1) / nr;
-    for (size_t kq = 0; kq < kc; kq++) {
-        size_t k = k0 + kq;
-        int32_t ci = (int32_t)(k / (size_t)kk), r = (int32_t)(k % (size_t)kk);
-        int32_t ky = r / s->ksize, kx = r % s->ksize;
-        const float *plane = s->in + (size_t)ci * (size_t)h * (size_t)w;
-        int32_t oy = (int32_t)(n0 / (size_t)ow), ox = (int32_t)(n0 % (size_t)ow);
-        for (size_t q = 0; q < nc; q++) {
-            float v = 0.0f;
-            int32_t iy, ix;
-            if (s->ksize == 1) {
-                iy = oy; ix = ox;
-            } else if (s->mode == VAE_CONV_SAME) {
-                iy = oy + ky - 1; ix = ox + kx - 1;
-            } else if (s->mode == VAE_CONV_DOWN2) {
-                iy = 2 * oy + ky; ix = 2 * ox + kx;
-            } else { /* VAE_CONV_UP2: tap in the upsampled image, then halve */
-                iy = oy + ky - 1; ix = ox + kx - 1;
-                iy = iy < 0 ? -1 : iy / 2;
-                ix = ix < 0 ? -1 : ix / 2;
+    const size_t kk = (size_t)s->ksize * (size_t)s->ksize;
+    const size_t hw = (size_t)s->h * (size_t)s->w;
+    int64_t off[MAX_TAPS][MAX_NR];
+    int contig[MAX_TAPS];
+    for (size_t p0 = 0; p0 < nc; p0 += nr) {
+        size_t cnt = min_sz(nr, nc - p0);
+        int32_t oy0 = (int32_t)((n0 + p0) / (size_t)s->ow), ox0 = (int32_t)((n0 + p0) % (size_t)s->ow);
+        for (size_t t = 0; t < kk; t++) {
+            int32_t oy = oy0, ox = ox0, ky = (int32_t)(t / (size_t)s->ksize), kx = (int32_t)(t % (size_t)s->ksize);
+            contig[t] = 1;
+            for (size_t i = 0; i < cnt; i++) {
+                off[t][i] = tap_offset(s, oy, ox, ky, kx);
+                if (off[t][i] < 0 || off[t][i] != off[t][0] + (int64_t)i) contig[t] = 0;
+                if (++ox == s->ow) { ox = 0; oy++; }
             }
-            if (iy >= 0 && iy < h && ix >= 0 && ix < w) v = plane[(size_t)iy * (size_t)w + (size_t)ix];
-            dst[(q / nr) * kc * nr + kq * nr + (q % nr)] = v;
-            if (++ox == ow) { ox = 0; oy++; }
         }
-        /* zero the padding columns of the last panel */
-        for (size_t q = nc; q < panels * nr; q++) dst[(q / nr) * kc * nr + kq * nr + (q % nr)] = 0.0f;
+        float *panel = dst + (p0 / nr) * kc * nr;
+        size_t ci = k0 / kk, t = k0 % kk;
+        for (size_t kq = 0; kq < kc; kq++) {
+            const float *plane = s->in + ci * hw;
+            float *d = panel + kq * nr;
+            if (contig[t]) {
+                memcpy(d, plane + off[t][0], cnt * sizeof(float));
+            } else {
+                for (size_t i = 0; i < cnt; i++) d[i] = off[t][i] < 0 ? 0.0f : plane[off[t][i]];
+            }
+            for (size_t i = cnt; i < nr; i++) d[i] = 0.0f;
+            if (++t == kk) { t = 0; ci++; }
+        }
     }
 }
 
@@ -97,6 +122,9 @@ int32_t vae_conv2d(vae_ctx *ctx, const vae_conv *cv, int mode, const float *in, 
     if (mode == VAE_CONV_UP2) { oh = h * 2; ow = w * 2; }
     if (oh < 1 || ow < 1)
         return vae_fail(err, VAE_ERR_INVALID_ARGUMENT, "convolution of a %dx%d input has no output", h, w);
+    if (ctx->kt->gemm_nr > MAX_NR || cv->ksize * cv->ksize > MAX_TAPS)
+        return vae_fail(err, VAE_ERR_INTERNAL, "conv tile %zu or kernel %d unsupported",
+                        ctx->kt->gemm_nr, cv->ksize);
     if (cv->w.mr != ctx->kt->gemm_mr)
         return vae_fail(err, VAE_ERR_INTERNAL, "weights packed for MR=%zu, kernel wants %zu",
                         cv->w.mr, ctx->kt->gemm_mr);
