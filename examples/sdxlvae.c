@@ -1,0 +1,1161 @@
+/*
+ * sdxlvae - the command-line tool of libsdxlvae.
+ *
+ *   sdxlvae encode    -m MODEL [--raw] [--sample SEED] [--threads N] IN OUT
+ *   sdxlvae decode    -m MODEL [--raw] [--threads N] IN OUT
+ *   sdxlvae roundtrip -m MODEL [--threads N] IN.png OUT.png
+ *   sdxlvae info      -m MODEL
+ *   sdxlvae convert   IN OUT
+ *
+ * Files are told apart by extension: .npy holds float32 NCHW tensors (images
+ * in [-1, 1]), .png holds images (any PNG in, 8-bit RGB out).
+ *
+ * Exit status: 0 on success; 1 when something failed; 2 for a usage error.
+ * Every failure prints exactly one line "sdxlvae: ..." on stderr. Outputs are
+ * written to a temporary file beside OUT and renamed over it at the very end,
+ * so a failed run never leaves a partial file nor touches an existing one.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "sdxlvae.h"
+#include "common/npy.h"
+#include "common/png.h"
+
+#define EXIT_USAGE 2
+#define MAX_THREADS 1024
+#define ERRCAP 512
+
+/* ---- Messages ------------------------------------------------------------ */
+
+static void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints "sdxlvae: <message>" as exactly one line on stderr. */
+static void errorf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (len < 0) {
+        fputs("sdxlvae: error\n", stderr);
+        return;
+    }
+    char *buf = malloc((size_t)len + 1);
+    if (buf == NULL) {
+        fputs("sdxlvae: out of memory\n", stderr);
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(buf, (size_t)len + 1, fmt, ap);
+    va_end(ap);
+    /* Messages from the library or the readers must not break the line. */
+    for (char *p = buf; *p != '\0'; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    while (len > 0 && buf[len - 1] == ' ')
+        buf[--len] = '\0';
+    fprintf(stderr, "sdxlvae: %s\n", buf);
+    free(buf);
+}
+
+/* Prints "subject: msg", or msg alone when it already names the subject. */
+static void subject_error(const char *subject, const char *msg)
+{
+    if (subject != NULL && strstr(msg, subject) == NULL)
+        errorf("%s: %s", subject, msg);
+    else
+        errorf("%s", msg);
+}
+
+/* Reports a failed library call: the handle's message, else the thread's,
+ * else the status name; prefixed with `subject` when it does not say it. */
+static void lib_error(const vae_model *model, int32_t status,
+                      const char *subject)
+{
+    const char *msg = model != NULL ? vae_last_error(model) : "";
+    if (msg == NULL || *msg == '\0')
+        msg = vae_last_error(NULL);
+    if (msg == NULL || *msg == '\0')
+        msg = vae_strerror(status);
+    subject_error(subject, msg);
+}
+
+/* ---- Help ------------------------------------------------------------------ */
+
+static const char USAGE_MAIN[] =
+    "Usage: sdxlvae COMMAND [OPTIONS] ARGS...\n"
+    "\n"
+    "Runs the Stable Diffusion XL VAE (and every VAE of the same architecture:\n"
+    "SD1.x, SD2.x, SD3, Flux.1) on the CPU.\n"
+    "\n"
+    "Commands:\n"
+    "  encode     image (.png or .npy) -> latent (.npy)\n"
+    "  decode     latent (.npy) -> image (.png or .npy)\n"
+    "  roundtrip  encode and decode a PNG, print the PSNR\n"
+    "  info       describe a model\n"
+    "  convert    PNG <-> .npy\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help     show this help; 'sdxlvae COMMAND --help' for a command\n"
+    "      --version  print the library version\n"
+    "\n"
+    "Files are told apart by their extension (case does not matter):\n"
+    "  .npy  float32 NCHW tensor, any batch; images have 3 channels in [-1, 1]\n"
+    "  .png  images: any PNG is read (v/maxval*2-1), 8-bit RGB is written\n"
+    "\n"
+    "Exit status: 0 on success, 1 on failure, 2 on a usage error.\n";
+
+static const char USAGE_ENCODE[] =
+    "Usage: sdxlvae encode -m MODEL [--raw] [--sample SEED] [--threads N] IN OUT\n"
+    "\n"
+    "Encodes images into latents. IN is a .png or a .npy (N x 3 x H x W or\n"
+    "3 x H x W, values in [-1, 1]); OUT is a .npy (N x C x H/8 x W/8). H and W\n"
+    "must be multiples of the model's downsample factor (8).\n"
+    "\n"
+    "Options:\n"
+    "  -m, --model MODEL  a .safetensors file or a diffusers folder\n"
+    "      --raw          write raw latents (default: scaled, as diffusion\n"
+    "                     models use them: (raw - shift) * scale)\n"
+    "      --sample SEED  draw a sample of the posterior with this seed\n"
+    "                     (a decimal uint64) instead of taking its mean\n"
+    "      --threads N    worker threads, 0..1024 (default 0: every CPU)\n"
+    "  -h, --help         show this help\n";
+
+static const char USAGE_DECODE[] =
+    "Usage: sdxlvae decode -m MODEL [--raw] [--threads N] IN OUT\n"
+    "\n"
+    "Decodes latents into images. IN is a .npy (N x C x h x w or C x h x w);\n"
+    "OUT is a .png (N must be 1) or a .npy (N x 3 x 8h x 8w, raw decoder\n"
+    "output, not clamped). PNG output maps [-1, 1] to 0..255.\n"
+    "\n"
+    "Options:\n"
+    "  -m, --model MODEL  a .safetensors file or a diffusers folder\n"
+    "      --raw          IN holds raw latents (default: scaled)\n"
+    "      --threads N    worker threads, 0..1024 (default 0: every CPU)\n"
+    "  -h, --help         show this help\n";
+
+static const char USAGE_ROUNDTRIP[] =
+    "Usage: sdxlvae roundtrip -m MODEL [--threads N] IN.png OUT.png\n"
+    "\n"
+    "Encodes IN.png, decodes the latent into OUT.png and prints the PSNR of\n"
+    "OUT against IN on 8-bit values, e.g. \"PSNR 31.42 dB\".\n"
+    "\n"
+    "Options:\n"
+    "  -m, --model MODEL  a .safetensors file or a diffusers folder\n"
+    "      --threads N    worker threads, 0..1024 (default 0: every CPU)\n"
+    "  -h, --help         show this help\n";
+
+static const char USAGE_INFO[] =
+    "Usage: sdxlvae info -m MODEL\n"
+    "\n"
+    "Prints the model's family, tensor naming, architecture, weight type,\n"
+    "parameter count and latent scaling as \"key: value\" lines.\n"
+    "\n"
+    "Options:\n"
+    "  -m, --model MODEL  a .safetensors file or a diffusers folder\n"
+    "  -h, --help         show this help\n";
+
+static const char USAGE_CONVERT[] =
+    "Usage: sdxlvae convert IN OUT\n"
+    "\n"
+    "Converts an image between PNG and .npy. PNG -> .npy gives float32\n"
+    "1 x 3 x H x W in [-1, 1]; .npy (1 x 3 x H x W or 3 x H x W) -> PNG maps\n"
+    "[-1, 1] to 0..255, clamped.\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help         show this help\n";
+
+/* ---- Arguments --------------------------------------------------------- */
+
+enum { OPT_MODEL = 1, OPT_RAW = 2, OPT_SAMPLE = 4, OPT_THREADS = 8 };
+
+typedef struct cli_args {
+    const char *verb;
+    const char *model;
+    const char *pos[2];
+    int npos;
+    int raw;
+    int sample;
+    uint64_t seed;
+    int32_t threads;
+} cli_args;
+
+typedef struct verb_desc {
+    const char *name;
+    unsigned opts;  /* OPT_* accepted */
+    int npos;       /* positionals required */
+    const char *usage;
+    int (*run)(const cli_args *);
+} verb_desc;
+
+/* Parses a decimal unsigned number no larger than max: digits only. */
+static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (s == NULL || *s == '\0')
+        return -1;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (max - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Matches "--name" or "--name=VALUE"; *inline_val gets VALUE or NULL. */
+static int match_long(const char *arg, const char *name, const char **inline_val)
+{
+    size_t n = strlen(name);
+    if (strncmp(arg, name, n) != 0)
+        return 0;
+    if (arg[n] == '\0') {
+        *inline_val = NULL;
+        return 1;
+    }
+    if (arg[n] == '=') {
+        *inline_val = arg + n + 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* The value of an option: inline, or the next argument. */
+static int option_value(const char *verb, const char *opt, const char *inline_val,
+                        int argc, char **argv, int *i, const char **out)
+{
+    if (inline_val != NULL) {
+        *out = inline_val;
+        return 0;
+    }
+    if (*i + 1 >= argc) {
+        errorf("%s: option '%s' needs a value (see 'sdxlvae %s --help')", verb,
+               opt, verb);
+        return -1;
+    }
+    *out = argv[++*i];
+    return 0;
+}
+
+/* Return values of parse_args besides 0. */
+#define PARSE_EXIT_OK 1   /* help or version printed */
+#define PARSE_USAGE 2     /* usage error printed */
+
+static int parse_args(const verb_desc *v, int argc, char **argv, cli_args *a)
+{
+    int opts_done = 0;
+    memset(a, 0, sizeof *a);
+    a->verb = v->name;
+    for (int i = 2; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *val = NULL;
+        if (opts_done || arg[0] != '-' || arg[1] == '\0') {
+            if (a->npos >= v->npos) {
+                if (v->npos == 0)
+                    errorf("%s: unexpected argument '%s' (see 'sdxlvae %s "
+                           "--help')", v->name, arg, v->name);
+                else
+                    errorf("%s: too many arguments: '%s' (see 'sdxlvae %s "
+                           "--help')", v->name, arg, v->name);
+                return PARSE_USAGE;
+            }
+            a->pos[a->npos++] = arg;
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            opts_done = 1;
+        } else if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            fputs(v->usage, stdout);
+            return PARSE_EXIT_OK;
+        } else if (strcmp(arg, "--version") == 0) {
+            printf("sdxlvae %s\n", vae_version_string());
+            return PARSE_EXIT_OK;
+        } else if ((v->opts & OPT_MODEL) &&
+                   (strncmp(arg, "-m", 2) == 0 || match_long(arg, "--model", &val))) {
+            const char *opt = arg[1] == 'm' ? "-m" : "--model";
+            if (arg[1] == 'm' && arg[2] != '\0')
+                val = arg + 2;  /* -mPATH */
+            if (option_value(v->name, opt, val, argc, argv, &i, &a->model) != 0)
+                return PARSE_USAGE;
+            if (*a->model == '\0') {
+                errorf("%s: option '%s' needs a non-empty value", v->name, opt);
+                return PARSE_USAGE;
+            }
+        } else if ((v->opts & OPT_RAW) && match_long(arg, "--raw", &val)) {
+            if (val != NULL) {
+                errorf("%s: option '--raw' takes no value", v->name);
+                return PARSE_USAGE;
+            }
+            a->raw = 1;
+        } else if ((v->opts & OPT_SAMPLE) && match_long(arg, "--sample", &val)) {
+            const char *s;
+            if (option_value(v->name, "--sample", val, argc, argv, &i, &s) != 0)
+                return PARSE_USAGE;
+            if (parse_u64(s, UINT64_MAX, &a->seed) != 0) {
+                errorf("%s: invalid --sample seed '%s' (a decimal number "
+                       "0..18446744073709551615)", v->name, s);
+                return PARSE_USAGE;
+            }
+            a->sample = 1;
+        } else if ((v->opts & OPT_THREADS) && match_long(arg, "--threads", &val)) {
+            const char *s;
+            uint64_t n;
+            if (option_value(v->name, "--threads", val, argc, argv, &i, &s) != 0)
+                return PARSE_USAGE;
+            if (parse_u64(s, MAX_THREADS, &n) != 0) {
+                errorf("%s: invalid --threads value '%s' (a number 0..%d, 0 = "
+                       "every CPU)", v->name, s, MAX_THREADS);
+                return PARSE_USAGE;
+            }
+            a->threads = (int32_t)n;
+        } else {
+            errorf("%s: unknown option '%s' (see 'sdxlvae %s --help')", v->name,
+                   arg, v->name);
+            return PARSE_USAGE;
+        }
+    }
+    if ((v->opts & OPT_MODEL) && a->model == NULL) {
+        errorf("%s: missing -m MODEL (see 'sdxlvae %s --help')", v->name, v->name);
+        return PARSE_USAGE;
+    }
+    if (a->npos < v->npos) {
+        errorf("%s: expected %s, got %s (see 'sdxlvae %s --help')", v->name,
+               v->npos == 2 ? "IN and OUT" : "a file",
+               a->npos == 0 ? "none" : "only one", v->name);
+        return PARSE_USAGE;
+    }
+    return 0;
+}
+
+/* ---- File kinds and paths ------------------------------------------------- */
+
+enum { KIND_OTHER, KIND_NPY, KIND_PNG };
+
+static int file_kind(const char *path)
+{
+    size_t n = strlen(path);
+    if (n > 4 && strcasecmp(path + n - 4, ".npy") == 0)
+        return KIND_NPY;
+    if (n > 4 && strcasecmp(path + n - 4, ".png") == 0)
+        return KIND_PNG;
+    return KIND_OTHER;
+}
+
+/* Whether a and b name the same existing file (or the same string). */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (strcmp(a, b) == 0)
+        return 1;
+    if (stat(a, &sa) != 0 || stat(b, &sb) != 0)
+        return 0;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Refuses an OUT that is also IN (or the model): usage error. */
+static int check_distinct(const cli_args *a)
+{
+    if (same_file(a->pos[0], a->pos[1])) {
+        errorf("%s: input and output are the same file: '%s'", a->verb,
+               a->pos[1]);
+        return -1;
+    }
+    if (a->model != NULL && same_file(a->model, a->pos[1])) {
+        errorf("%s: output '%s' is the model file", a->verb, a->pos[1]);
+        return -1;
+    }
+    return 0;
+}
+
+static int unknown_type(const char *verb, const char *path, const char *want)
+{
+    errorf("%s: '%s': unsupported file type (expected %s)", verb, path, want);
+    return EXIT_USAGE;
+}
+
+/* ---- Output files: temporary beside OUT, renamed at the end ---------------- */
+
+static char *volatile g_tmp_path;
+static volatile sig_atomic_t g_tmp_live;
+
+static void on_signal(int sig)
+{
+    if (g_tmp_live && g_tmp_path != NULL)
+        unlink(g_tmp_path);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_signal_handlers(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &sa, NULL);
+    /* Over a file size limit, let write() fail (and clean up) instead. */
+    signal(SIGXFSZ, SIG_IGN);
+}
+
+typedef struct out_file {
+    const char *path;
+    char *tmp;
+} out_file;
+
+/* Creates OUT.tmp.XXXXXX with the mode a new OUT would get. */
+static int out_begin(out_file *o, const char *path)
+{
+    static const char suffix[] = ".tmp.XXXXXX";
+    size_t len = strlen(path);
+    struct stat st;
+    o->path = path;
+    o->tmp = NULL;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        errorf("%s: is a directory", path);
+        return -1;
+    }
+    o->tmp = malloc(len + sizeof suffix);
+    if (o->tmp == NULL) {
+        errorf("out of memory");
+        return -1;
+    }
+    memcpy(o->tmp, path, len);
+    memcpy(o->tmp + len, suffix, sizeof suffix);
+    int fd = mkstemp(o->tmp);
+    if (fd < 0) {
+        errorf("%s: cannot create a temporary file beside it: %s", path,
+               strerror(errno));
+        free(o->tmp);
+        o->tmp = NULL;
+        return -1;
+    }
+    g_tmp_path = o->tmp;
+    g_tmp_live = 1;
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask) != 0 || close(fd) != 0) {
+        errorf("%s: %s", o->tmp, strerror(errno));
+        g_tmp_live = 0;
+        unlink(o->tmp);
+        free(o->tmp);
+        o->tmp = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Removes the temporary file, if any (every failure path). */
+static void out_abort(out_file *o)
+{
+    if (o->tmp == NULL)
+        return;
+    g_tmp_live = 0;
+    unlink(o->tmp);
+    g_tmp_path = NULL;
+    free(o->tmp);
+    o->tmp = NULL;
+}
+
+static int out_commit(out_file *o)
+{
+    if (rename(o->tmp, o->path) != 0) {
+        errorf("%s: cannot replace it: %s", o->path, strerror(errno));
+        out_abort(o);
+        return -1;
+    }
+    g_tmp_live = 0;
+    g_tmp_path = NULL;
+    free(o->tmp);
+    o->tmp = NULL;
+    return 0;
+}
+
+/* ---- Tensors ------------------------------------------------------------- */
+
+typedef struct tensor {
+    float *data;
+    int32_t n, c, h, w;
+    npy_array npy;  /* owns data when has_npy */
+    int has_npy;
+} tensor;
+
+static void tensor_free(tensor *t)
+{
+    if (t->has_npy)
+        npy_free(&t->npy);
+    else
+        free(t->data);
+    memset(t, 0, sizeof *t);
+}
+
+static int mul_u64(uint64_t a, uint64_t b, uint64_t *r)
+{
+    if (a != 0 && b > UINT64_MAX / a)
+        return -1;
+    *r = a * b;
+    return 0;
+}
+
+/* n*c*h*w floats as a byte count that fits size_t, or -1. */
+static int float_bytes(uint64_t n, uint64_t c, uint64_t h, uint64_t w,
+                       uint64_t *count, size_t *bytes)
+{
+    uint64_t x;
+    if (mul_u64(n, c, &x) != 0 || mul_u64(x, h, &x) != 0 ||
+        mul_u64(x, w, &x) != 0 || x > SIZE_MAX / sizeof(float))
+        return -1;
+    *count = x;
+    *bytes = (size_t)x * sizeof(float);
+    return 0;
+}
+
+static float *alloc_floats(const char *what, uint64_t n, uint64_t c, uint64_t h,
+                           uint64_t w, uint64_t *count)
+{
+    size_t bytes;
+    if (float_bytes(n, c, h, w, count, &bytes) != 0) {
+        errorf("%s: %llu x %llu x %llu x %llu floats is too large", what,
+               (unsigned long long)n, (unsigned long long)c,
+               (unsigned long long)h, (unsigned long long)w);
+        return NULL;
+    }
+    float *p = malloc(bytes > 0 ? bytes : 1);
+    if (p == NULL)
+        errorf("%s: out of memory (%llu floats)", what, (unsigned long long)*count);
+    return p;
+}
+
+/* Reads a PNG into a 1 x 3 x H x W tensor in [-1, 1]; keeps the source when
+ * src is not NULL (for PSNR). */
+static int read_png_tensor(const char *path, tensor *t, png_rgb *src)
+{
+    char err[ERRCAP] = "";
+    png_rgb img;
+    memset(&img, 0, sizeof img);
+    if (png_read_rgb(path, &img, err, sizeof err) != 0) {
+        subject_error(path, err[0] != '\0' ? err : "cannot read PNG");
+        return -1;
+    }
+    if (img.width == 0 || img.height == 0 || img.width > INT32_MAX ||
+        img.height > INT32_MAX || img.maxval == 0) {
+        errorf("%s: unsupported image size %ux%u", path, (unsigned)img.width,
+               (unsigned)img.height);
+        png_free(&img);
+        return -1;
+    }
+    uint64_t count;
+    float *f = alloc_floats(path, 1, 3, img.height, img.width, &count);
+    if (f == NULL) {
+        png_free(&img);
+        return -1;
+    }
+    size_t plane = (size_t)img.width * img.height;
+    double inv = 1.0 / (double)img.maxval;
+    for (size_t p = 0; p < plane; p++)
+        for (size_t c = 0; c < 3; c++)
+            f[c * plane + p] = (float)((double)img.pixels[p * 3 + c] * inv * 2.0 - 1.0);
+    memset(t, 0, sizeof *t);
+    t->data = f;
+    t->n = 1;
+    t->c = 3;
+    t->h = (int32_t)img.height;
+    t->w = (int32_t)img.width;
+    if (src != NULL)
+        *src = img;
+    else
+        png_free(&img);
+    return 0;
+}
+
+/* Reads a .npy of shape N x C x H x W or C x H x W. */
+static int read_npy_tensor(const char *path, tensor *t)
+{
+    char err[ERRCAP] = "";
+    memset(t, 0, sizeof *t);
+    if (npy_read(path, &t->npy, err, sizeof err) != 0) {
+        subject_error(path, err[0] != '\0' ? err : "cannot read .npy");
+        memset(t, 0, sizeof *t);
+        return -1;
+    }
+    t->has_npy = 1;
+    const npy_array *a = &t->npy;
+    if (a->ndim != 3 && a->ndim != 4) {
+        errorf("%s: expected a 4-D (N x C x H x W) or 3-D (C x H x W) array, "
+               "got %d dimensions", path, (int)a->ndim);
+        tensor_free(t);
+        return -1;
+    }
+    int64_t d[4] = {1, 1, 1, 1};
+    for (int i = 0; i < a->ndim; i++)
+        d[4 - a->ndim + i] = a->shape[i];
+    for (int i = 0; i < 4; i++) {
+        if (d[i] <= 0 || d[i] > INT32_MAX) {
+            errorf("%s: unsupported shape (dimension %d is %lld)", path, i,
+                   (long long)d[i]);
+            tensor_free(t);
+            return -1;
+        }
+    }
+    uint64_t count;
+    size_t bytes;
+    if (float_bytes((uint64_t)d[0], (uint64_t)d[1], (uint64_t)d[2],
+                    (uint64_t)d[3], &count, &bytes) != 0 || count != a->count ||
+        a->data == NULL) {
+        errorf("%s: inconsistent array size", path);
+        tensor_free(t);
+        return -1;
+    }
+    t->data = a->data;
+    t->n = (int32_t)d[0];
+    t->c = (int32_t)d[1];
+    t->h = (int32_t)d[2];
+    t->w = (int32_t)d[3];
+    return 0;
+}
+
+/* Reads an image (.png or .npy with 3 channels). */
+static int read_image(const char *path, tensor *t)
+{
+    if (file_kind(path) == KIND_PNG)
+        return read_png_tensor(path, t, NULL);
+    if (read_npy_tensor(path, t) != 0)
+        return -1;
+    if (t->c != 3) {
+        errorf("%s: an image needs 3 channels, this array has %d (shape "
+               "%d x %d x %d x %d)", path, (int)t->c, (int)t->n, (int)t->c,
+               (int)t->h, (int)t->w);
+        tensor_free(t);
+        return -1;
+    }
+    return 0;
+}
+
+/* [-1, 1] -> 0..255: round((x+1)/2*255) clamped, NaN -> 0. */
+static uint8_t to_u8(float x)
+{
+    double y = ((double)x + 1.0) * 0.5 * 255.0;
+    if (!(y >= 0.0))
+        return 0;
+    if (y >= 255.0)
+        return 255;
+    return (uint8_t)floor(y + 0.5);
+}
+
+/* Interleaved 8-bit RGB of image 0 of a 3-channel tensor. */
+static uint8_t *to_rgb8(const tensor *t)
+{
+    size_t plane = (size_t)t->h * (size_t)t->w;  /* checked when allocated */
+    uint8_t *rgb = malloc(plane * 3);
+    if (rgb == NULL) {
+        errorf("out of memory");
+        return NULL;
+    }
+    for (size_t p = 0; p < plane; p++)
+        for (size_t c = 0; c < 3; c++)
+            rgb[p * 3 + c] = to_u8(t->data[c * plane + p]);
+    return rgb;
+}
+
+/* A PNG can hold one image of three channels. */
+static int check_png_out(const char *path, const tensor *t)
+{
+    if (t->n != 1) {
+        errorf("%s: cannot write a batch of %d images to one PNG (write a "
+               ".npy instead)", path, (int)t->n);
+        return -1;
+    }
+    if (t->c != 3) {
+        errorf("%s: a PNG needs 3 channels, got %d", path, (int)t->c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes t into the temporary file of o (format by o->path's extension) and
+ * renames it over o->path. rgb, when not NULL, is the quantized PNG content.
+ * On failure the temporary file is removed. */
+static int write_output(out_file *o, const tensor *t, const uint8_t *rgb)
+{
+    char err[ERRCAP] = "";
+    int rc;
+    if (file_kind(o->path) == KIND_PNG) {
+        uint8_t *own = NULL;
+        if (rgb == NULL) {
+            own = to_rgb8(t);
+            if (own == NULL) {
+                out_abort(o);
+                return -1;
+            }
+            rgb = own;
+        }
+        rc = png_write_rgb8(o->tmp, rgb, (uint32_t)t->w, (uint32_t)t->h, err,
+                            sizeof err);
+        free(own);
+    } else {
+        int64_t shape[4] = {t->n, t->c, t->h, t->w};
+        rc = npy_write(o->tmp, t->data, 4, shape, err, sizeof err);
+    }
+    if (rc != 0) {
+        subject_error(o->path, err[0] != '\0' ? err : "write failed");
+        out_abort(o);
+        return -1;
+    }
+    return out_commit(o);
+}
+
+/* ---- The model ---------------------------------------------------------- */
+
+static int load_model(const char *path, int32_t threads, vae_model **model)
+{
+    vae_load_options lo;
+    vae_load_options_init(&lo);
+    lo.n_threads = threads;
+    int32_t st = vae_load(path, &lo, model);
+    if (st != VAE_OK) {
+        *model = NULL;
+        lib_error(NULL, st, path);
+        return -1;
+    }
+    if (vae_downsample_factor(*model) <= 0 || vae_latent_channels(*model) <= 0) {
+        errorf("%s: the model reports no downsample factor or latent channels",
+               path);
+        vae_free(*model);
+        *model = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void run_options(const cli_args *a, vae_run_options *ro)
+{
+    vae_run_options_init(ro);
+    ro->n_threads = a->threads;
+    if (a->raw)
+        ro->flags |= VAE_FLAG_RAW_LATENT;
+    if (a->sample) {
+        ro->flags |= VAE_FLAG_SAMPLE;
+        ro->seed = a->seed;
+    }
+}
+
+/* img -> lat (allocated), with its shape. */
+static int do_encode(vae_model *m, const cli_args *a, const char *in,
+                     const tensor *img, tensor *lat)
+{
+    int32_t f = vae_downsample_factor(m);
+    if (img->h % f != 0 || img->w % f != 0) {
+        errorf("%s: image is %dx%d (width x height); both sides must be "
+               "multiples of %d", in, (int)img->w, (int)img->h, (int)f);
+        return -1;
+    }
+    memset(lat, 0, sizeof *lat);
+    lat->n = img->n;
+    lat->c = vae_latent_channels(m);
+    lat->h = img->h / f;
+    lat->w = img->w / f;
+    uint64_t count, need = 0;
+    lat->data = alloc_floats(in, (uint64_t)lat->n, (uint64_t)lat->c,
+                             (uint64_t)lat->h, (uint64_t)lat->w, &count);
+    if (lat->data == NULL)
+        return -1;
+    int32_t st = vae_encoded_size(m, img->n, img->h, img->w, &need);
+    if (st == VAE_OK && need > count) {
+        errorf("%s: the library asks for %llu floats for the latent, expected "
+               "%llu", in, (unsigned long long)need, (unsigned long long)count);
+        tensor_free(lat);
+        return -1;
+    }
+    vae_run_options ro;
+    run_options(a, &ro);
+    if (st == VAE_OK)
+        st = vae_encode(m, img->data, img->n, img->h, img->w, lat->data, count,
+                        &ro);
+    if (st != VAE_OK) {
+        lib_error(m, st, in);
+        tensor_free(lat);
+        return -1;
+    }
+    return 0;
+}
+
+/* lat -> img (allocated), with its shape. */
+static int do_decode(vae_model *m, const cli_args *a, const char *in,
+                     const tensor *lat, tensor *img)
+{
+    int32_t f = vae_downsample_factor(m);
+    if (lat->c != vae_latent_channels(m)) {
+        errorf("%s: the latent has %d channels, the model's latents have %d",
+               in, (int)lat->c, (int)vae_latent_channels(m));
+        return -1;
+    }
+    if ((int64_t)lat->h * f > INT32_MAX || (int64_t)lat->w * f > INT32_MAX) {
+        errorf("%s: latent of %dx%d decodes to an image too large", in,
+               (int)lat->w, (int)lat->h);
+        return -1;
+    }
+    memset(img, 0, sizeof *img);
+    img->n = lat->n;
+    img->c = 3;
+    img->h = lat->h * f;
+    img->w = lat->w * f;
+    uint64_t count, need = 0;
+    img->data = alloc_floats(in, (uint64_t)img->n, 3, (uint64_t)img->h,
+                             (uint64_t)img->w, &count);
+    if (img->data == NULL)
+        return -1;
+    int32_t st = vae_decoded_size(m, lat->n, lat->h, lat->w, &need);
+    if (st == VAE_OK && need > count) {
+        errorf("%s: the library asks for %llu floats for the image, expected "
+               "%llu", in, (unsigned long long)need, (unsigned long long)count);
+        tensor_free(img);
+        return -1;
+    }
+    vae_run_options ro;
+    run_options(a, &ro);
+    if (st == VAE_OK)
+        st = vae_decode(m, lat->data, lat->n, lat->h, lat->w, img->data, count,
+                        &ro);
+    if (st != VAE_OK) {
+        lib_error(m, st, in);
+        tensor_free(img);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- Verbs --------------------------------------------------------------- */
+
+static int cmd_encode(const cli_args *a)
+{
+    const char *in = a->pos[0], *out = a->pos[1];
+    int ki = file_kind(in), ko = file_kind(out);
+    if (ki == KIND_OTHER)
+        return unknown_type(a->verb, in, ".png or .npy");
+    if (ko == KIND_PNG) {
+        errorf("encode: '%s': latents are .npy, not .png", out);
+        return EXIT_USAGE;
+    }
+    if (ko != KIND_NPY)
+        return unknown_type(a->verb, out, ".npy");
+    if (check_distinct(a) != 0)
+        return EXIT_USAGE;
+
+    int rc = EXIT_FAILURE;
+    vae_model *m = NULL;
+    tensor img = {0}, lat = {0};
+    out_file o = {0};
+    if (load_model(a->model, a->threads, &m) != 0)
+        goto done;
+    if (read_image(in, &img) != 0)
+        goto done;
+    /* The temporary output exists before the long part, so an unwritable
+     * OUT fails at once. */
+    if (out_begin(&o, out) != 0)
+        goto done;
+    if (do_encode(m, a, in, &img, &lat) != 0)
+        goto done;
+    tensor_free(&img);  /* before writing: peak memory */
+    if (write_output(&o, &lat, NULL) != 0)
+        goto done;
+    rc = EXIT_SUCCESS;
+done:
+    out_abort(&o);
+    tensor_free(&lat);
+    tensor_free(&img);
+    vae_free(m);
+    return rc;
+}
+
+static int cmd_decode(const cli_args *a)
+{
+    const char *in = a->pos[0], *out = a->pos[1];
+    int ki = file_kind(in), ko = file_kind(out);
+    if (ki == KIND_PNG) {
+        errorf("decode: '%s': latents are .npy, not .png", in);
+        return EXIT_USAGE;
+    }
+    if (ki != KIND_NPY)
+        return unknown_type(a->verb, in, ".npy");
+    if (ko == KIND_OTHER)
+        return unknown_type(a->verb, out, ".png or .npy");
+    if (check_distinct(a) != 0)
+        return EXIT_USAGE;
+
+    int rc = EXIT_FAILURE;
+    vae_model *m = NULL;
+    tensor lat = {0}, img = {0};
+    out_file o = {0};
+    if (load_model(a->model, a->threads, &m) != 0)
+        goto done;
+    if (read_npy_tensor(in, &lat) != 0)
+        goto done;
+    if (ko == KIND_PNG && lat.n != 1) {
+        errorf("%s: cannot write a batch of %d images to one PNG (write a "
+               ".npy instead)", out, (int)lat.n);
+        goto done;
+    }
+    if (out_begin(&o, out) != 0)
+        goto done;
+    if (do_decode(m, a, in, &lat, &img) != 0)
+        goto done;
+    tensor_free(&lat);
+    if (ko == KIND_PNG && check_png_out(out, &img) != 0)
+        goto done;
+    if (write_output(&o, &img, NULL) != 0)
+        goto done;
+    rc = EXIT_SUCCESS;
+done:
+    out_abort(&o);
+    tensor_free(&img);
+    tensor_free(&lat);
+    vae_free(m);
+    return rc;
+}
+
+static int cmd_roundtrip(const cli_args *a)
+{
+    const char *in = a->pos[0], *out = a->pos[1];
+    if (file_kind(in) != KIND_PNG) {
+        errorf("roundtrip: '%s': expected a .png input", in);
+        return EXIT_USAGE;
+    }
+    if (file_kind(out) != KIND_PNG) {
+        errorf("roundtrip: '%s': expected a .png output", out);
+        return EXIT_USAGE;
+    }
+    if (check_distinct(a) != 0)
+        return EXIT_USAGE;
+
+    int rc = EXIT_FAILURE;
+    vae_model *m = NULL;
+    tensor img = {0}, lat = {0}, dec = {0};
+    png_rgb src;
+    uint8_t *rgb = NULL;
+    out_file o = {0};
+    memset(&src, 0, sizeof src);
+    if (load_model(a->model, a->threads, &m) != 0)
+        goto done;
+    if (read_png_tensor(in, &img, &src) != 0)
+        goto done;
+    if (out_begin(&o, out) != 0)
+        goto done;
+    if (do_encode(m, a, in, &img, &lat) != 0)
+        goto done;
+    tensor_free(&img);
+    if (do_decode(m, a, in, &lat, &dec) != 0)
+        goto done;
+    tensor_free(&lat);
+    if (dec.h != (int32_t)src.height || dec.w != (int32_t)src.width) {
+        errorf("%s: decoded image is %dx%d, expected %ux%u", in, (int)dec.w,
+               (int)dec.h, (unsigned)src.width, (unsigned)src.height);
+        goto done;
+    }
+    rgb = to_rgb8(&dec);
+    if (rgb == NULL)
+        goto done;
+    /* PSNR on 8-bit values: a deeper source is first rounded to 8 bits. */
+    size_t samples = (size_t)src.width * src.height * 3;
+    double sse = 0.0;
+    for (size_t i = 0; i < samples; i++) {
+        double ref = floor((double)src.pixels[i] * 255.0 / src.maxval + 0.5);
+        double d = ref - (double)rgb[i];
+        sse += d * d;
+    }
+    if (write_output(&o, &dec, rgb) != 0)
+        goto done;
+    double mse = sse / (double)samples;
+    if (mse == 0.0)
+        printf("PSNR inf dB\n");
+    else
+        printf("PSNR %.2f dB\n", 10.0 * log10(255.0 * 255.0 / mse));
+    rc = EXIT_SUCCESS;
+done:
+    out_abort(&o);
+    free(rgb);
+    png_free(&src);
+    tensor_free(&dec);
+    tensor_free(&lat);
+    tensor_free(&img);
+    vae_free(m);
+    return rc;
+}
+
+static const char *dtype_name(int32_t dt)
+{
+    switch (dt) {
+    case VAE_DTYPE_F32: return "F32";
+    case VAE_DTYPE_F16: return "F16";
+    case VAE_DTYPE_BF16: return "BF16";
+    case VAE_DTYPE_MIXED: return "mixed";
+    default: return "unknown";
+    }
+}
+
+static const char *yes_no(int32_t v)
+{
+    return v ? "yes" : "no";
+}
+
+static int cmd_info(const cli_args *a)
+{
+    vae_model *m = NULL;
+    vae_model_info info;
+    if (load_model(a->model, 0, &m) != 0)
+        return EXIT_FAILURE;
+    memset(&info, 0, sizeof info);
+    info.size = sizeof info;
+    int32_t st = vae_get_info(m, &info);
+    if (st != VAE_OK) {
+        lib_error(m, st, a->model);
+        vae_free(m);
+        return EXIT_FAILURE;
+    }
+    int levels = info.levels;
+    if (levels < 0)
+        levels = 0;
+    if (levels > VAE_MAX_LEVELS)
+        levels = VAE_MAX_LEVELS;
+    info.family[sizeof info.family - 1] = '\0';
+    info.naming[sizeof info.naming - 1] = '\0';
+    printf("model: %s\n", a->model);
+    printf("family: %s\n", info.family);
+    printf("naming: %s\n", info.naming);
+    printf("levels: %d\n", (int)info.levels);
+    printf("block_out_channels: ");
+    for (int i = 0; i < levels; i++)
+        printf("%s%d", i ? "," : "", (int)info.block_out_channels[i]);
+    printf("\n");
+    printf("layers_per_block: %d\n", (int)info.layers_per_block);
+    printf("latent_channels: %d\n", (int)info.latent_channels);
+    printf("norm_num_groups: %d\n", (int)info.norm_num_groups);
+    printf("norm_eps: %g\n", (double)info.norm_eps);
+    printf("quant_conv: %s\n", yes_no(info.has_quant_conv));
+    printf("post_quant_conv: %s\n", yes_no(info.has_post_quant_conv));
+    printf("encoder: %s\n", yes_no(info.has_encoder));
+    printf("decoder: %s\n", yes_no(info.has_decoder));
+    printf("weight_dtype: %s\n", dtype_name(info.weight_dtype));
+    printf("parameters: %llu\n", (unsigned long long)info.parameter_count);
+    printf("scaling_factor: %g\n", (double)info.scaling_factor);
+    printf("shift_factor: %g\n", (double)info.shift_factor);
+    printf("downsample_factor: %d\n", (int)info.downsample_factor);
+    vae_free(m);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        errorf("cannot write to standard output: %s", strerror(errno));
+        return EXIT_FAILURE;
+    }
+    return EXIT_SUCCESS;
+}
+
+static int cmd_convert(const cli_args *a)
+{
+    const char *in = a->pos[0], *out = a->pos[1];
+    int ki = file_kind(in), ko = file_kind(out);
+    if (ki == KIND_OTHER)
+        return unknown_type(a->verb, in, ".png or .npy");
+    if (ko == KIND_OTHER)
+        return unknown_type(a->verb, out, ".png or .npy");
+    if (ki == ko) {
+        errorf("convert: converts between .png and .npy; '%s' and '%s' are "
+               "both %s", in, out, ki == KIND_PNG ? ".png" : ".npy");
+        return EXIT_USAGE;
+    }
+    if (check_distinct(a) != 0)
+        return EXIT_USAGE;
+
+    int rc = EXIT_FAILURE;
+    tensor t = {0};
+    out_file o = {0};
+    if (read_image(in, &t) != 0)
+        goto done;
+    if (ko == KIND_PNG && check_png_out(out, &t) != 0)
+        goto done;
+    if (out_begin(&o, out) != 0 || write_output(&o, &t, NULL) != 0)
+        goto done;
+    rc = EXIT_SUCCESS;
+done:
+    out_abort(&o);
+    tensor_free(&t);
+    return rc;
+}
+
+/* ---- main ------------------------------------------------------------------ */
+
+static const verb_desc VERBS[] = {
+    {"encode", OPT_MODEL | OPT_RAW | OPT_SAMPLE | OPT_THREADS, 2, USAGE_ENCODE,
+     cmd_encode},
+    {"decode", OPT_MODEL | OPT_RAW | OPT_THREADS, 2, USAGE_DECODE, cmd_decode},
+    {"roundtrip", OPT_MODEL | OPT_THREADS, 2, USAGE_ROUNDTRIP, cmd_roundtrip},
+    {"info", OPT_MODEL, 0, USAGE_INFO, cmd_info},
+    {"convert", 0, 2, USAGE_CONVERT, cmd_convert},
+};
+
+static const verb_desc *find_verb(const char *name)
+{
+    for (size_t i = 0; i < sizeof VERBS / sizeof VERBS[0]; i++)
+        if (strcmp(VERBS[i].name, name) == 0)
+            return &VERBS[i];
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        errorf("no command given (see 'sdxlvae --help')");
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
+        fputs(USAGE_MAIN, stdout);
+        return EXIT_SUCCESS;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("sdxlvae %s\n", vae_version_string());
+        return EXIT_SUCCESS;
+    }
+    if (strcmp(cmd, "help") == 0) {
+        const verb_desc *v = argc > 2 ? find_verb(argv[2]) : NULL;
+        if (argc > 3) {
+            errorf("help: too many arguments: '%s'", argv[3]);
+            return EXIT_USAGE;
+        }
+        if (argc == 3 && v == NULL) {
+            errorf("help: unknown command '%s' (see 'sdxlvae --help')", argv[2]);
+            return EXIT_USAGE;
+        }
+        fputs(v != NULL ? v->usage : USAGE_MAIN, stdout);
+        return EXIT_SUCCESS;
+    }
+    const verb_desc *v = find_verb(cmd);
+    if (v == NULL) {
+        if (cmd[0] == '-')
+            errorf("unknown option '%s' (see 'sdxlvae --help')", cmd);
+        else
+            errorf("unknown command '%s' (see 'sdxlvae --help')", cmd);
+        return EXIT_USAGE;
+    }
+    cli_args a;
+    int p = parse_args(v, argc, argv, &a);
+    if (p == PARSE_EXIT_OK)
+        return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    if (p != 0)
+        return EXIT_USAGE;
+    install_signal_handlers();
+    return v->run(&a);
+}

@@ -1,0 +1,722 @@
+#!/usr/bin/env bash
+# test_cli.sh - checks of the sdxlvae command-line tool.
+#
+# Run by `make check` from the repository root with SDXLVAE_BIN (build/bin),
+# SDXLVAE_FIXTURES (test/fixtures) and SDXLVAE_SHARED (../shared, may be
+# missing) in the environment; runs by hand too (defaults below).
+# Prints one "ok - ..." / "not ok - ..." line per check, then
+# "cli: N passed, M failed"; exits non-zero when a check failed.
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+BIN=${SDXLVAE_BIN:-$root/build/bin}
+SHARED=${SDXLVAE_SHARED:-$root/../shared}
+CLI=$BIN/sdxlvae
+HDR=$root/include/sdxlvae.h
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/sdxlvae-cli.XXXXXX") || exit 1
+trap 'rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
+
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok - $*"; }
+nok() { fail=$((fail + 1)); echo "not ok - $*"; }
+skip() { pass=$((pass + 1)); echo "ok - $1 # SKIP $2"; }
+# check DESC WHY: ok when WHY is empty, else not ok with the reasons.
+check() { if [ -z "$2" ]; then ok "$1"; else nok "$1 ($2)"; fi; }
+# expect DESC MSG CMD...: ok when CMD succeeds, else not ok with MSG.
+expect() {
+    local desc=$1 msg=$2
+    shift 2
+    if "$@"; then ok "$desc"; else nok "$desc ($msg)"; fi
+}
+
+if [ ! -x "$CLI" ]; then
+    nok "the CLI is built at $CLI"
+    echo "cli: $pass passed, $fail failed"
+    exit 1
+fi
+
+have_py=0
+if command -v python3 >/dev/null 2>&1; then have_py=1; fi
+
+# ---- a stdlib-only helper for .npy, .png and .safetensors --------------------
+PY=$work/t.py
+cat >"$PY" <<'EOF'
+import array, ast, json, math, struct, sys, zlib
+
+def npy_read(path):
+    with open(path, 'rb') as f:
+        b = f.read()
+    if b[:6] != b'\x93NUMPY':
+        sys.exit('%s: not a .npy file' % path)
+    if b[6] == 1:
+        hl, off = struct.unpack('<H', b[8:10])[0], 10
+    else:
+        hl, off = struct.unpack('<I', b[8:12])[0], 12
+    hdr = ast.literal_eval(b[off:off + hl].decode('latin1'))
+    if hdr['descr'] not in ('<f4', '=f4') or hdr['fortran_order']:
+        sys.exit('%s: not little-endian float32 C order: %r' % (path, hdr))
+    shape = tuple(hdr['shape'])
+    n = 1
+    for d in shape:
+        n *= d
+    a = array.array('f')
+    a.frombytes(b[off + hl:off + hl + 4 * n])
+    if sys.byteorder == 'big':
+        a.byteswap()
+    if len(a) != n:
+        sys.exit('%s: truncated' % path)
+    return shape, a
+
+def npy_write(path, shape, vals):
+    a = array.array('f', vals)
+    if sys.byteorder == 'big':
+        a.byteswap()
+    hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': %r, }" % (tuple(shape),)
+    hdr += ' ' * ((64 - (10 + len(hdr) + 1) % 64) % 64) + '\n'
+    with open(path, 'wb') as f:
+        f.write(b'\x93NUMPY\x01\x00' + struct.pack('<H', len(hdr)))
+        f.write(hdr.encode('latin1') + a.tobytes())
+
+def chunk(t, data):
+    return (struct.pack('>I', len(data)) + t + data +
+            struct.pack('>I', zlib.crc32(t + data) & 0xffffffff))
+
+def png_write(path, w, h, rgb):
+    raw = b''.join(b'\x00' + rgb[y * w * 3:(y + 1) * w * 3] for y in range(h))
+    with open(path, 'wb') as f:
+        f.write(b'\x89PNG\r\n\x1a\n')
+        f.write(chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0)))
+        f.write(chunk(b'IDAT', zlib.compress(raw)))
+        f.write(chunk(b'IEND', b''))
+
+def png_read8(path):
+    """Decodes an 8-bit RGB non-interlaced PNG (what sdxlvae writes),
+    checking signature, CRCs and chunk order; exits on anything else."""
+    with open(path, 'rb') as f:
+        b = f.read()
+    if b[:8] != b'\x89PNG\r\n\x1a\n':
+        sys.exit('%s: no PNG signature' % path)
+    pos, idat, ihdr, end = 8, b'', None, False
+    while pos < len(b):
+        n, t = struct.unpack('>I4s', b[pos:pos + 8])
+        data = b[pos + 8:pos + 8 + n]
+        crc = struct.unpack('>I', b[pos + 8 + n:pos + 12 + n])[0]
+        if zlib.crc32(t + data) & 0xffffffff != crc:
+            sys.exit('%s: bad CRC in %r' % (path, t))
+        if ihdr is None and t != b'IHDR':
+            sys.exit('%s: first chunk is %r' % (path, t))
+        if t == b'IHDR':
+            ihdr = struct.unpack('>IIBBBBB', data)
+        elif t == b'IDAT':
+            idat += data
+        elif t == b'IEND':
+            end = True
+            pos += 12 + n
+            break
+        pos += 12 + n
+    if not end or pos != len(b):
+        sys.exit('%s: no IEND at the end' % path)
+    w, h, depth, ctype, comp, filt, inter = ihdr
+    if (depth, ctype, comp, filt, inter) != (8, 2, 0, 0, 0):
+        sys.exit('%s: not 8-bit RGB non-interlaced: %r' % (path, ihdr))
+    raw = zlib.decompress(idat)
+    stride = w * 3
+    if len(raw) != h * (stride + 1):
+        sys.exit('%s: image data is %d bytes, expected %d' % (path, len(raw), h * (stride + 1)))
+    out = bytearray(h * stride)
+    prev = bytearray(stride)
+    for y in range(h):
+        ft = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - 3] if i >= 3 else 0
+            c = prev[i - 3] if i >= 3 else 0
+            up = prev[i]
+            if ft == 0: p = 0
+            elif ft == 1: p = a
+            elif ft == 2: p = up
+            elif ft == 3: p = (a + up) // 2
+            elif ft == 4:
+                pa, pb, pc = abs(up - c), abs(a - c), abs(a + up - 2 * c)
+                p = a if pa <= pb and pa <= pc else (up if pb <= pc else c)
+            else:
+                sys.exit('%s: filter type %d' % (path, ft))
+            line[i] = (line[i] + p) & 255
+        out[y * stride:(y + 1) * stride] = line
+        prev = line
+    return w, h, bytes(out)
+
+def pattern(n, c, h, w, seed):
+    return [0.95 * math.sin(0.37 * x + 0.23 * y * (ch + 1) + 0.7 * seed + 1.3 * i)
+            for i in range(n) for ch in range(c) for y in range(h) for x in range(w)]
+
+def cmd_mkarr(path, n, c, h, w, seed):
+    n, c, h, w, seed = int(n), int(c), int(h), int(w), int(seed)
+    npy_write(path, (n, c, h, w), pattern(n, c, h, w, seed))
+
+def cmd_mkarr3(path, c, h, w, seed):
+    c, h, w = int(c), int(h), int(w)
+    npy_write(path, (c, h, w), pattern(1, c, h, w, int(seed)))
+
+def cmd_mkpng(path, w, h, ref=None):
+    w, h = int(w), int(h)
+    rgb = bytes((x * 7 + y * 13 + ch * 85 + (x * y) % 5) % 256
+                for y in range(h) for x in range(w) for ch in range(3))
+    png_write(path, w, h, rgb)
+    if ref:
+        vals = [rgb[(y * w + x) * 3 + ch] / 255.0 * 2.0 - 1.0
+                for ch in range(3) for y in range(h) for x in range(w)]
+        npy_write(ref, (1, 3, h, w), vals)
+
+def cmd_shape(path):
+    print(','.join(str(d) for d in npy_read(path)[0]))
+
+def cmd_cmp(a, b, tol):
+    sa, va = npy_read(a)
+    sb, vb = npy_read(b)
+    if sa != sb:
+        sys.exit('shape %r != %r' % (sa, sb))
+    if not all(math.isfinite(x) for x in va):
+        sys.exit('%s has NaN or Inf' % a)
+    mb = max((abs(y) for y in vb), default=0.0) or 1.0
+    rel = max((abs(x - y) for x, y in zip(va, vb)), default=0.0) / mb
+    print('max|a-b|/max|b| = %.3g' % rel)
+    sys.exit(0 if rel <= float(tol) else 1)
+
+def cmd_differ(a, b):
+    sa, va = npy_read(a)
+    sb, vb = npy_read(b)
+    sys.exit(0 if sa == sb and any(x != y for x, y in zip(va, vb)) else 1)
+
+def cmd_scaled(raw, scaled, scale, shift):
+    sr, vr = npy_read(raw)
+    ss, vs = npy_read(scaled)
+    scale, shift = float(scale), float(shift)
+    if sr != ss:
+        sys.exit('shape %r != %r' % (sr, ss))
+    m = max(abs(y) for y in vs) or 1.0
+    rel = max(abs((x - shift) * scale - y) for x, y in zip(vr, vs)) / m
+    differ = max(abs(x - y) for x, y in zip(vr, vs)) / m
+    print('scaled vs (raw - %g) * %g: %.3g; raw vs scaled: %.3g' % (shift, scale, rel, differ))
+    sys.exit(0 if rel <= 1e-5 and differ > 1e-3 else 1)
+
+def cmd_slice(src, dst, i):
+    s, v = npy_read(src)
+    i, per = int(i), s[1] * s[2] * s[3]
+    npy_write(dst, (1,) + tuple(s[1:]), v[i * per:(i + 1) * per])
+
+def cmd_cat(dst, *srcs):
+    shapes, vals = [], array.array('f')
+    for p in srcs:
+        s, v = npy_read(p)
+        shapes.append(s)
+        vals.extend(v)
+    if any(s[1:] != shapes[0][1:] for s in shapes):
+        sys.exit('shapes differ: %r' % shapes)
+    npy_write(dst, (sum(s[0] for s in shapes),) + tuple(shapes[0][1:]), vals)
+
+def cmd_ihdr(path, w, h):
+    pw, ph, _ = png_read8(path)
+    if (pw, ph) != (int(w), int(h)):
+        sys.exit('%s is %dx%d, expected %sx%s' % (path, pw, ph, w, h))
+
+def cmd_pngeq(a, b):
+    sys.exit(0 if png_read8(a) == png_read8(b) else 1)
+
+SPECIAL = [-3.0, -1.0, -0.999, -0.5, 0.0, 0.001, 0.5, 0.999, 1.0, 1.5,
+           float('nan'), float('inf'), float('-inf'), -1.0 + 1 / 255.0,
+           1.0 - 1 / 510.0, 1.0 - 1.01 / 510.0]
+
+def cmd_mkspecial(path):
+    v = (SPECIAL * 6)[:3 * 4 * 8]
+    npy_write(path, (1, 3, 4, 8), v)
+
+def cmd_mapcheck(src, back):
+    _, vs = npy_read(src)
+    _, vb = npy_read(back)
+    for x, y in zip(vs, vb):
+        if math.isnan(x):
+            q = 0
+        else:
+            t = (x + 1.0) / 2.0 * 255.0
+            q = 0 if t < 0 else 255 if t >= 255 else int(math.floor(t + 0.5))
+        want = q / 255.0 * 2.0 - 1.0
+        if abs(want - y) > 1e-6:
+            sys.exit('%r -> %r, expected %r (level %d)' % (x, y, want, q))
+
+def cmd_range(path, shape, binary=None):
+    s, v = npy_read(path)
+    if ','.join(map(str, s)) != shape:
+        sys.exit('shape %r, expected %s' % (s, shape))
+    if not all(-1.0 <= x <= 1.0 for x in v):
+        sys.exit('values outside [-1, 1]')
+    if binary and not all(x in (-1.0, 1.0) for x in v):
+        sys.exit('values other than -1 and 1')
+    if binary and (min(v) != -1.0 or max(v) != 1.0):
+        sys.exit('range %g..%g, expected -1..1' % (min(v), max(v)))
+
+def cmd_params(path):
+    with open(path, 'rb') as f:
+        n = struct.unpack('<Q', f.read(8))[0]
+        hdr = json.loads(f.read(n))
+    total = 0
+    for k, v in hdr.items():
+        if k == '__metadata__':
+            continue
+        p = 1
+        for d in v['shape']:
+            p *= d
+        total += p
+    print(total)
+
+globals()['cmd_' + sys.argv[1]](*sys.argv[2:])
+EOF
+py() { python3 "$PY" "$@"; }
+
+# ---- helpers ----------------------------------------------------------------
+OUT=$work/stdout
+ERR=$work/stderr
+rc=0
+run() { "$@" >"$OUT" 2>"$ERR"; rc=$?; }
+nlines() { wc -l <"$1" | tr -d ' '; }
+firsterr() { head -n 1 "$ERR"; }
+
+# Leftover temporaries of the atomic write in a directory.
+tmp_left() { find "$1" -maxdepth 1 -name '*.tmp.*' | head -n 1; }
+
+# expect_fail DESC CODE NEEDLE OUTFILE -- CMD...: CMD exits CODE, prints
+# exactly one stderr line "sdxlvae: ..." containing NEEDLE (when not empty),
+# nothing on stdout, and OUTFILE (when not empty) does not exist afterwards,
+# nor any temporary beside it.
+expect_fail() {
+    local desc=$1 code=$2 needle=$3 outf=$4 why=""
+    shift 5
+    run "$@"
+    [ "$rc" -eq "$code" ] || why="exit $rc, expected $code"
+    [ "$(nlines "$ERR")" -eq 1 ] || why="$why; $(nlines "$ERR") stderr lines"
+    grep -q '^sdxlvae: ' "$ERR" || why="$why; stderr not 'sdxlvae: ...'"
+    if [ -n "$needle" ] && ! grep -qF -- "$needle" "$ERR"; then
+        why="$why; stderr does not mention '$needle'"
+    fi
+    [ -s "$OUT" ] && why="$why; stdout not empty"
+    if [ -n "$outf" ]; then
+        [ -e "$outf" ] && why="$why; $outf was created"
+        local t
+        t=$(tmp_left "$(dirname "$outf")")
+        [ -n "$t" ] && why="$why; temporary $t left"
+    fi
+    [ -n "$why" ] && why="$why; stderr: $(firsterr)"
+    check "$desc" "${why#; }"
+}
+
+# expect_ok DESC -- CMD...: exit 0, nothing on stderr.
+expect_ok() {
+    local desc=$1 why=""
+    shift 2
+    run "$@"
+    [ "$rc" -eq 0 ] || why="exit $rc: $(firsterr)"
+    [ "$rc" -ne 0 ] || [ ! -s "$ERR" ] || why="stderr: $(firsterr)"
+    check "$desc" "$why"
+}
+
+# pycheck DESC ARGS...: a python helper check; skipped without python3.
+pycheck() {
+    local desc=$1
+    shift
+    if [ "$have_py" -eq 0 ]; then skip "$desc" "no python3"; return; fi
+    local msg
+    if msg=$(py "$@" 2>&1); then ok "$desc${msg:+ ($msg)}"; else nok "$desc (${msg:-failed})"; fi
+}
+
+shape_is() {
+    local got
+    got=$(py shape "$2" 2>&1)
+    if [ "$got" = "$3" ]; then ok "$1"; else nok "$1 (got $got)"; fi
+}
+
+# mknpy_zeros FILE N C H W: a float32 .npy of zeros, without python.
+mknpy_zeros() {
+    local hdr="{'descr': '<f4', 'fortran_order': False, 'shape': ($2, $3, $4, $5), }"
+    local pad=$(((64 - (10 + ${#hdr} + 1) % 64) % 64))
+    hdr="$hdr$(printf '%*s' "$pad" '')"
+    local len=$((${#hdr} + 1))
+    {
+        printf '\223NUMPY\001\000'
+        printf '%b' "\\0$(printf '%03o' $((len & 255)))\\0$(printf '%03o' $((len >> 8)))"
+        printf '%s\n' "$hdr"
+        head -c $((4 * $2 * $3 * $4 * $5)) /dev/zero
+    } >"$1"
+}
+
+info_value() { sed -n "s/^$1: //p" "$2" | head -n 1; }
+
+# ---- help, version, usage errors ----------------------------------------------
+version='[0-9]*\.[0-9]*\.[0-9]*'  # when the header is not there
+[ -f "$HDR" ] && version=$(sed -n 's/^#define VAE_VERSION_MAJOR \([0-9]*\)/\1/p' "$HDR").$(
+    sed -n 's/^#define VAE_VERSION_MINOR \([0-9]*\)/\1/p' "$HDR").$(
+    sed -n 's/^#define VAE_VERSION_PATCH \([0-9]*\)/\1/p' "$HDR")
+
+run "$CLI" --help
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+grep -q '^Usage: sdxlvae' "$OUT" || why="$why; no usage on stdout"
+[ -s "$ERR" ] && why="$why; stderr not empty"
+check "sdxlvae --help" "${why#; }"
+
+run "$CLI" --version
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+grep -q "^sdxlvae $version\$" "$OUT" || why="$why; stdout '$(head -n 1 "$OUT")' is not 'sdxlvae $version'"
+check "sdxlvae --version prints $version" "${why#; }"
+
+for verb in encode decode roundtrip info convert; do
+    for form in "$verb --help" "$verb -h" "help $verb"; do
+        # shellcheck disable=SC2086
+        run "$CLI" $form
+        why=""
+        [ "$rc" -eq 0 ] || why="exit $rc"
+        grep -q "^Usage: sdxlvae $verb" "$OUT" || why="$why; no usage on stdout"
+        [ -s "$ERR" ] && why="$why; stderr not empty"
+        check "sdxlvae $form" "${why#; }"
+    done
+    run "$CLI" "$verb" --version
+    why=""
+    [ "$rc" -eq 0 ] || why="exit $rc"
+    grep -q "^sdxlvae $version\$" "$OUT" || why="$why; no version"
+    check "sdxlvae $verb --version" "${why#; }"
+done
+
+M0=$work/none.safetensors  # never loaded: usage errors come first
+u() { expect_fail "usage: $1" 2 "$2" "" -- "${@:3}"; }
+u "no arguments" "command" "$CLI"
+u "unknown command" "frobnicate" "$CLI" frobnicate
+u "unknown top-level option" "--bogus" "$CLI" --bogus
+u "help for an unknown command" "nope" "$CLI" help nope
+u "encode without -m" "-m" "$CLI" encode a.png a.npy
+u "encode with one file" "encode" "$CLI" encode -m "$M0" a.png
+u "encode with three files" "c.npy" "$CLI" encode -m "$M0" a.png b.npy c.npy
+u "unknown option" "--bogus" "$CLI" encode -m "$M0" --bogus a.png b.npy
+u "-m without a value" "-m" "$CLI" encode a.png b.npy -m
+u "--model= empty" "--model" "$CLI" encode --model= a.png b.npy
+u "--threads abc" "abc" "$CLI" encode -m "$M0" --threads abc a.png b.npy
+u "--threads -1" "-1" "$CLI" encode -m "$M0" --threads -1 a.png b.npy
+u "--threads=1025" "1025" "$CLI" encode -m "$M0" --threads=1025 a.png b.npy
+u "--threads=" "--threads" "$CLI" encode -m "$M0" --threads= a.png b.npy
+u "--threads 1.5" "1.5" "$CLI" encode -m "$M0" a.png b.npy --threads 1.5
+u "--threads without a value" "--threads" "$CLI" encode -m "$M0" a.png b.npy --threads
+u "--sample -1" "-1" "$CLI" encode -m "$M0" --sample -1 a.png b.npy
+u "--sample 2^64" "18446744073709551616" "$CLI" encode -m "$M0" --sample 18446744073709551616 a.png b.npy
+u "--sample 12x" "12x" "$CLI" encode -m "$M0" --sample=12x a.png b.npy
+u "--sample ''" "--sample" "$CLI" encode -m "$M0" --sample '' a.png b.npy
+u "--raw=1" "--raw" "$CLI" encode -m "$M0" --raw=1 a.png b.npy
+u "decode --sample" "--sample" "$CLI" decode -m "$M0" --sample 1 a.npy b.png
+u "roundtrip --raw" "--raw" "$CLI" roundtrip -m "$M0" --raw a.png b.png
+u "info without -m" "-m" "$CLI" info
+u "info with a file" "extra" "$CLI" info -m "$M0" extra
+u "info --threads" "--threads" "$CLI" info -m "$M0" --threads 2
+u "convert -m" "-m" "$CLI" convert -m "$M0" a.png b.npy
+u "encode input .bmp" "a.bmp" "$CLI" encode -m "$M0" a.bmp b.npy
+u "encode output .jpg" "b.jpg" "$CLI" encode -m "$M0" a.png b.jpg
+u "encode output without extension" "out" "$CLI" encode -m "$M0" a.png out
+u "encode to .png: latents are .npy" "latents are .npy" "$CLI" encode -m "$M0" a.png b.png
+u "decode from .png: latents are .npy" "latents are .npy" "$CLI" decode -m "$M0" a.png b.png
+u "decode output .tiff" "b.tiff" "$CLI" decode -m "$M0" a.npy b.tiff
+u "roundtrip from .npy" "a.npy" "$CLI" roundtrip -m "$M0" a.npy b.png
+u "convert .png to .png" "a.png" "$CLI" convert a.png b.png
+u "convert .npy to .NPY" "a.npy" "$CLI" convert a.npy b.NPY
+
+# ---- files without a model -------------------------------------------------------
+d=$work/files
+mkdir -p "$d"
+
+mknpy_zeros "$d/a.npy" 1 3 16 16
+expect_fail "missing model file: exit 1, names it, no output" 1 "$work/nope/model.safetensors" \
+    "$d/lat.npy" -- "$CLI" encode -m "$work/nope/model.safetensors" "$d/a.npy" "$d/lat.npy"
+expect_fail "info on a missing model" 1 "$work/nope.safetensors" "" -- \
+    "$CLI" info -m "$work/nope.safetensors"
+printf 'not a model' >"$d/junk.safetensors"
+expect_fail "info on a malformed model" 1 "" "" -- "$CLI" info -m "$d/junk.safetensors"
+expect_fail "convert a missing PNG" 1 "$d/nope.png" "$d/x.npy" -- "$CLI" convert "$d/nope.png" "$d/x.npy"
+printf 'garbage garbage garbage' >"$d/bad.npy"
+expect_fail "convert a malformed .npy" 1 "$d/bad.npy" "$d/bad.png" -- "$CLI" convert "$d/bad.npy" "$d/bad.png"
+printf 'garbage garbage garbage' >"$d/bad.png"
+expect_fail "convert a malformed PNG" 1 "$d/bad.png" "$d/bad2.npy" -- "$CLI" convert "$d/bad.png" "$d/bad2.npy"
+expect_fail "output in a missing directory" 1 "$d/no/such/dir/x.png" "" -- \
+    "$CLI" convert "$d/a.npy" "$d/no/such/dir/x.png"
+mkdir -p "$d/adir.png"
+expect_fail "output is a directory: no temporary left" 1 "adir.png" "" -- \
+    "$CLI" convert "$d/a.npy" "$d/adir.png"
+t=$(tmp_left "$d")
+check "no temporary left beside a directory output" "${t:+left $t}"
+
+cp "$d/a.npy" "$d/same.npy"
+u "same file in and out" "same" "$CLI" encode -m "$M0" "$d/same.npy" "$d/same.npy"
+u "same file by another name" "same" "$CLI" encode -m "$M0" "$d/same.npy" "$d/../files/same.npy"
+expect "the same-file input is untouched" changed cmp -s "$d/a.npy" "$d/same.npy"
+
+if [ "$have_py" -eq 1 ]; then
+    py mkpng "$d/p.png" 24 16 "$d/p.ref.npy"
+    expect_ok "convert png -> npy" -- "$CLI" convert "$d/p.png" "$d/p.npy"
+    pycheck "png -> npy is 1x3xHxW of v/255*2-1" cmp "$d/p.npy" "$d/p.ref.npy" 1e-7
+    expect_ok "convert npy -> png" -- "$CLI" convert "$d/p.npy" "$d/q.png"
+    pycheck "npy -> png is a valid 24x16 8-bit RGB PNG" ihdr "$d/q.png" 24 16
+    pycheck "png -> npy -> png keeps every pixel" pngeq "$d/p.png" "$d/q.png"
+    expect_ok "convert options after nothing, upper-case extensions" -- \
+        "$CLI" convert -- "$d/q.png" "$d/Q.NPY"
+    expect "png -> npy -> png -> npy is bit-identical" differ cmp -s "$d/p.npy" "$d/Q.NPY"
+    "$CLI" convert "$d/Q.NPY" "$d/r.PNG" 2>/dev/null
+    expect "npy -> png -> npy -> png is bit-identical" differ cmp -s "$d/q.png" "$d/r.PNG"
+
+    # A write that fails half-way (file size limit) leaves nothing behind.
+    (ulimit -f 1 && exec "$CLI" convert "$d/p.png" "$d/big.npy") >"$OUT" 2>"$ERR"
+    rc=$?
+    why=""
+    [ "$rc" -eq 1 ] || why="exit $rc"
+    [ "$(nlines "$ERR")" -eq 1 ] || why="$why; $(nlines "$ERR") stderr lines"
+    [ -e "$d/big.npy" ] && why="$why; big.npy created"
+    t=$(tmp_left "$d")
+    [ -n "$t" ] && why="$why; temporary $t left"
+    check "a failed write (file size limit) leaves no file: $(firsterr)" "${why#; }"
+
+    py mkarr3 "$d/chw.npy" 3 8 8 2
+    expect_ok "convert a 3xHxW .npy to png" -- "$CLI" convert "$d/chw.npy" "$d/chw.png"
+    pycheck "3xHxW png has the right size" ihdr "$d/chw.png" 8 8
+
+    py mkspecial "$d/sp.npy"
+    expect_ok "convert out-of-range and NaN values to png" -- "$CLI" convert "$d/sp.npy" "$d/sp.png"
+    "$CLI" convert "$d/sp.png" "$d/sp2.npy" 2>/dev/null
+    pycheck "png levels are round((x+1)/2*255) clamped, NaN -> 0" mapcheck "$d/sp.npy" "$d/sp2.npy"
+
+    py mkarr "$d/b2.npy" 2 3 8 8 3
+    expect_fail "batch of 2 to one PNG: error names the batch" 1 "2" "$d/b2.png" -- \
+        "$CLI" convert "$d/b2.npy" "$d/b2.png"
+    py mkarr "$d/c4.npy" 1 4 8 8 3
+    expect_fail "4-channel .npy to PNG" 1 "4" "$d/c4.png" -- "$CLI" convert "$d/c4.npy" "$d/c4.png"
+    printf 'keep me' >"$d/keep.png"
+    run "$CLI" convert "$d/b2.npy" "$d/keep.png"
+    why=""
+    [ "$rc" -eq 1 ] || why="exit $rc"
+    [ "$(cat "$d/keep.png")" = "keep me" ] || why="$why; file changed"
+    t=$(tmp_left "$d")
+    [ -n "$t" ] && why="$why; temporary $t left"
+    check "a failed convert leaves an existing output untouched" "${why#; }"
+else
+    skip "convert checks" "no python3"
+fi
+
+# PngSuite through the reader: interlaced and plain decode to the same values.
+suite=$SHARED/testdata/pngsuite
+if [ -d "$suite" ]; then
+    why=""
+    n=0
+    for f in "$suite"/basn*.png; do
+        b=$(basename "$f" .png)
+        if ! "$CLI" convert "$f" "$d/$b.npy" 2>"$ERR"; then
+            why="$why; $b: $(firsterr)"
+            continue
+        fi
+        n=$((n + 1))
+        if [ -f "$suite/i$b.png" ]; then
+            if ! "$CLI" convert "$suite/i$b.png" "$d/i$b.npy" 2>"$ERR"; then
+                why="$why; i$b: $(firsterr)"
+            elif ! cmp -s "$d/$b.npy" "$d/i$b.npy"; then
+                why="$why; i$b differs from $b"
+            fi
+        fi
+    done
+    check "PngSuite basn*: $n converted, interlaced ones identical" "${why#; }"
+    if [ "$have_py" -eq 1 ]; then
+        pycheck "PngSuite basn2c16 (16-bit) is 1x3x32x32 in [-1, 1]" range "$d/basn2c16.npy" 1,3,32,32
+        pycheck "PngSuite basn0g01 (1-bit gray) holds only -1 and 1" range "$d/basn0g01.npy" 1,3,32,32 binary
+    fi
+else
+    skip "PngSuite conversions" "$suite not found"
+fi
+
+# ---- a small random model --------------------------------------------------------
+# model_checks DIR MODEL: encode/decode/roundtrip/info checks on MODEL.
+model_checks() {
+    local m=$2 dir=$1 name
+    name=$(basename "$dir")
+    mkdir -p "$dir"
+
+    run "$CLI" info -m "$m"
+    cp "$OUT" "$dir/info.txt"
+    local why=""
+    [ "$rc" -eq 0 ] || why="exit $rc: $(firsterr)"
+    for k in family naming levels block_out_channels layers_per_block latent_channels \
+        norm_num_groups quant_conv post_quant_conv weight_dtype parameters \
+        scaling_factor shift_factor downsample_factor; do
+        grep -q "^$k: ." "$dir/info.txt" || why="$why; no '$k:' line"
+    done
+    check "$name: info prints every key" "${why#; }"
+    local f c scale shift
+    f=$(info_value downsample_factor "$dir/info.txt")
+    c=$(info_value latent_channels "$dir/info.txt")
+    scale=$(info_value scaling_factor "$dir/info.txt")
+    shift=$(info_value shift_factor "$dir/info.txt")
+    case "$f$c" in
+        *[!0-9]* | "") nok "$name: info gives downsample_factor and latent_channels"; return ;;
+    esac
+    if [ "$have_py" -eq 0 ]; then
+        skip "$name: encode/decode checks" "no python3"
+        return
+    fi
+    local params got
+    params=$(py params "$m")
+    got=$(info_value parameters "$dir/info.txt")
+    expect "$name: info parameters = $params (from the safetensors header)" "got '$got'" \
+        [ "$got" = "$params" ]
+
+    local H=$((4 * f)) W=$((6 * f))
+    py mkarr "$dir/img.npy" 1 3 "$H" "$W" 1
+    expect_ok "$name: encode .npy" -- "$CLI" encode -m "$m" "$dir/img.npy" "$dir/lat.npy"
+    shape_is "$name: latent shape is 1x${c}x4x6" "$dir/lat.npy" "1,$c,4,6"
+    expect_ok "$name: encode --raw, options after the files, --threads=1" -- \
+        "$CLI" encode "$dir/img.npy" "$dir/raw.npy" --raw --threads=1 --model "$m"
+    pycheck "$name: scaled latent = (raw - shift) * scale" scaled "$dir/raw.npy" "$dir/lat.npy" "$scale" "$shift"
+    expect_ok "$name: encode --threads 2 -m after the files" -- \
+        "$CLI" encode "$dir/img.npy" "$dir/lat2.npy" --threads 2 -m "$m"
+    pycheck "$name: thread count does not change the latent" cmp "$dir/lat2.npy" "$dir/lat.npy" 1e-5
+    expect_ok "$name: encode --threads 0 -mMODEL" -- \
+        "$CLI" encode --threads 0 "-m$m" "$dir/img.npy" "$dir/lat0.npy"
+
+    expect_ok "$name: encode --sample 7" -- "$CLI" encode -m "$m" --sample 7 "$dir/img.npy" "$dir/s7.npy"
+    "$CLI" encode -m "$m" --sample=7 "$dir/img.npy" "$dir/s7b.npy" 2>/dev/null
+    expect "$name: the same seed gives the same sample" differ cmp -s "$dir/s7.npy" "$dir/s7b.npy"
+    "$CLI" encode -m "$m" --sample 18446744073709551615 "$dir/img.npy" "$dir/s8.npy" 2>/dev/null
+    pycheck "$name: another seed gives another sample" differ "$dir/s7.npy" "$dir/s8.npy"
+    pycheck "$name: a sample differs from the mean" differ "$dir/s7.npy" "$dir/lat.npy"
+
+    expect_ok "$name: decode to .npy" -- "$CLI" decode -m "$m" "$dir/lat.npy" "$dir/dec.npy"
+    shape_is "$name: decoded shape is 1x3x${H}x${W}" "$dir/dec.npy" "1,3,$H,$W"
+    expect_ok "$name: decode --raw" -- "$CLI" decode --raw -m "$m" "$dir/raw.npy" "$dir/decraw.npy"
+    pycheck "$name: decode --raw of raw = decode of scaled" cmp "$dir/decraw.npy" "$dir/dec.npy" 1e-4
+    expect_ok "$name: decode to .png" -- "$CLI" decode -m "$m" "$dir/lat.npy" "$dir/dec.png"
+    pycheck "$name: decoded PNG is a valid ${W}x${H} RGB8" ihdr "$dir/dec.png" "$W" "$H"
+    "$CLI" convert "$dir/dec.npy" "$dir/dec2.png" 2>/dev/null
+    pycheck "$name: decode to .png = decode to .npy + convert" pngeq "$dir/dec.png" "$dir/dec2.png"
+
+    py mkarr3 "$dir/chw.npy" "$c" 4 6 1
+    expect_ok "$name: decode a CxHxW latent" -- "$CLI" decode -m "$m" "$dir/chw.npy" "$dir/chw.png"
+    pycheck "$name: CxHxW latent decodes to ${W}x${H}" ihdr "$dir/chw.png" "$W" "$H"
+
+    # Batches: the second image of a batch is encoded as it is alone.
+    py mkarr "$dir/img2.npy" 1 3 "$H" "$W" 2
+    py cat "$dir/batch.npy" "$dir/img.npy" "$dir/img2.npy"
+    expect_ok "$name: encode a batch of 2" -- "$CLI" encode -m "$m" "$dir/batch.npy" "$dir/blat.npy"
+    "$CLI" encode -m "$m" "$dir/img2.npy" "$dir/lat_2.npy" 2>/dev/null
+    py slice "$dir/blat.npy" "$dir/blat1.npy" 1 2>/dev/null
+    pycheck "$name: batch element 1 = single encode" cmp "$dir/blat1.npy" "$dir/lat_2.npy" 1e-4
+    expect_ok "$name: decode a batch of 2 to .npy" -- "$CLI" decode -m "$m" "$dir/blat.npy" "$dir/bdec.npy"
+    shape_is "$name: decoded batch shape 2x3x${H}x${W}" "$dir/bdec.npy" "2,3,$H,$W"
+    expect_fail "$name: decode a batch of 2 to one PNG" 1 "2" "$dir/bdec.png" -- \
+        "$CLI" decode -m "$m" "$dir/blat.npy" "$dir/bdec.png"
+
+    # PNG in: encode, roundtrip, sides that are not multiples of f.
+    py mkpng "$dir/in.png" "$W" "$H"
+    expect_ok "$name: encode .png" -- "$CLI" encode -m "$m" "$dir/in.png" "$dir/plat.npy"
+    run "$CLI" roundtrip -m "$m" --threads 2 "$dir/in.png" "$dir/rt.png"
+    why=""
+    [ "$rc" -eq 0 ] || why="exit $rc: $(firsterr)"
+    grep -Eq '^PSNR ([0-9]+\.[0-9][0-9]|inf) dB$' "$OUT" || why="$why; stdout '$(head -n 1 "$OUT")'"
+    [ "$(nlines "$OUT")" -eq 1 ] || why="$why; $(nlines "$OUT") stdout lines"
+    check "$name: roundtrip prints 'PSNR x.xx dB' ($(head -n 1 "$OUT"))" "${why#; }"
+    pycheck "$name: roundtrip output is ${W}x${H}" ihdr "$dir/rt.png" "$W" "$H"
+    if [ "$f" -gt 1 ]; then
+        py mkpng "$dir/odd.png" $((W + 1)) "$H"
+        expect_fail "$name: width not a multiple of $f" 1 "odd.png" "$dir/odd.npy" -- \
+            "$CLI" encode -m "$m" "$dir/odd.png" "$dir/odd.npy"
+        py mkpng "$dir/odd2.png" "$W" $((H + f / 2))
+        expect_fail "$name: roundtrip, height not a multiple of $f" 1 "odd2.png" "$dir/odd2o.png" -- \
+            "$CLI" roundtrip -m "$m" "$dir/odd2.png" "$dir/odd2o.png"
+    fi
+
+    # Failures leave nothing behind and keep existing outputs.
+    py mkarr "$dir/c5.npy" 1 $((c + 1)) 4 6 1
+    expect_fail "$name: decode a latent with $((c + 1)) channels" 1 "$((c + 1))" "$dir/c5.png" -- \
+        "$CLI" decode -m "$m" "$dir/c5.npy" "$dir/c5.png"
+    printf 'keep me' >"$dir/keep.npy"
+    run "$CLI" decode -m "$m" "$dir/c5.npy" "$dir/keep.npy"
+    why=""
+    [ "$rc" -eq 1 ] || why="exit $rc"
+    [ "$(cat "$dir/keep.npy")" = "keep me" ] || why="$why; file changed"
+    t=$(tmp_left "$dir")
+    [ -n "$t" ] && why="$why; temporary $t left"
+    check "$name: a failed decode leaves an existing output untouched" "${why#; }"
+    py mkarr "$dir/img4.npy" 1 4 "$H" "$W" 1
+    expect_fail "$name: encode a 4-channel image" 1 "img4.npy" "$dir/img4l.npy" -- \
+        "$CLI" encode -m "$m" "$dir/img4.npy" "$dir/img4l.npy"
+}
+
+if [ -x "$BIN/gen_vae" ]; then
+    g=$work/gen
+    if "$BIN/gen_vae" --channels 32,32 --groups 8 --layers 1 --seed 1 "$g" >"$OUT" 2>"$ERR" &&
+        [ -f "$g/model.safetensors" ]; then
+        ok "gen_vae made a small model"
+        model_checks "$work/m-gen" "$g/model.safetensors"
+        if [ "$have_py" -eq 1 ]; then
+            for kv in "block_out_channels: 32,32" "norm_num_groups: 8" "layers_per_block: 1" "levels: 2"; do
+                expect "gen: info says '$kv'" "$(grep "^${kv%%:*}:" "$work/m-gen/info.txt")" \
+                    grep -qxF "$kv" "$work/m-gen/info.txt"
+            done
+        fi
+    else
+        nok "gen_vae made a small model (exit $?: $(firsterr))"
+    fi
+else
+    nok "gen_vae is built at $BIN/gen_vae"
+fi
+
+# ---- the reference fixtures in ../shared -------------------------------------------
+fx=$SHARED/fixtures
+if [ -d "$fx/tiny-ldm-f32" ]; then
+    for fixture in tiny-ldm-f32 small-diffusers-f16 flux16-diffusers-bf16 tiny3-legacy-f32; do
+        fd=$fx/$fixture
+        [ -f "$fd/model.safetensors" ] || continue
+        o=$work/fx-$fixture
+        mkdir -p "$o"
+        m=$fd/model.safetensors
+        expect_ok "$fixture: encode --raw image.npy" -- "$CLI" encode --raw -m "$m" "$fd/image.npy" "$o/latent.npy"
+        pycheck "$fixture: latent matches the reference to 1e-4" cmp "$o/latent.npy" "$fd/latent.npy" 1e-4
+        expect_ok "$fixture: decode --raw latent.npy" -- "$CLI" decode --raw -m "$m" "$fd/latent.npy" "$o/decoded.npy"
+        pycheck "$fixture: decoded matches the reference to 1e-4" cmp "$o/decoded.npy" "$fd/decoded.npy" 1e-4
+        expect_ok "$fixture: decode --raw zin.npy" -- "$CLI" decode --raw -m "$m" "$fd/zin.npy" "$o/zdecoded.npy"
+        pycheck "$fixture: zdecoded matches the reference to 1e-4" cmp "$o/zdecoded.npy" "$fd/zdecoded.npy" 1e-4
+        run "$CLI" info -m "$m"
+        cp "$OUT" "$o/info.txt"
+        if [ "$have_py" -eq 1 ]; then
+            want=$(py params "$m")
+            got=$(info_value parameters "$o/info.txt")
+            check "$fixture: info parameters: $want" "$([ "$got" = "$want" ] || echo "got '$got'")"
+        fi
+    done
+    # The model checks again on real architectures: 4 levels (f = 8), and 16
+    # latent channels with a shift factor and no quant convs.
+    model_checks "$work/m-tiny-ldm-f32" "$fx/tiny-ldm-f32/model.safetensors"
+    if [ -f "$fx/flux16-diffusers-bf16/model.safetensors" ]; then
+        model_checks "$work/m-flux16-diffusers-bf16" "$fx/flux16-diffusers-bf16/model.safetensors"
+    fi
+    o=$work/fx-tiny-ldm-f32
+    why=""
+    for kv in "naming: ldm" "levels: 4" "block_out_channels: 32,64,64,64" "layers_per_block: 2" \
+        "latent_channels: 4" "norm_num_groups: 32" "weight_dtype: F32" \
+        "scaling_factor: 0.13025" "downsample_factor: 8" "quant_conv: yes"; do
+        grep -qxF "$kv" "$o/info.txt" || why="$why; no '$kv'"
+    done
+    check "tiny-ldm-f32: info describes the architecture" "${why#; }"
+    if [ "$have_py" -eq 1 ]; then
+        py mkpng "$o/odd.png" 20 12
+        expect_fail "tiny-ldm-f32: a 20x12 PNG is refused (multiples of 8)" 1 "odd.png" "$o/odd.npy" -- \
+            "$CLI" encode -m "$fx/tiny-ldm-f32/model.safetensors" "$o/odd.png" "$o/odd.npy"
+    fi
+else
+    skip "reference fixtures" "$fx/tiny-ldm-f32 not found"
+fi
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
