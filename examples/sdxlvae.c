@@ -118,7 +118,7 @@ static const char USAGE_MAIN[] =
     "Exit status: 0 on success, 1 on failure, 2 on a usage error.\n";
 
 static const char USAGE_ENCODE[] =
-    "Usage: sdxlvae encode -m MODEL [--raw] [--sample SEED] [--threads N] IN OUT\n"
+    "Usage: sdxlvae encode -m MODEL [--raw] [--sample SEED] [--crop] [--threads N] IN OUT\n"
     "\n"
     "Encodes images into latents. IN is a .png or a .npy (N x 3 x H x W or\n"
     "3 x H x W, values in [-1, 1]); OUT is a .npy (N x C x H/8 x W/8). H and W\n"
@@ -130,6 +130,8 @@ static const char USAGE_ENCODE[] =
     "                     models use them: (raw - shift) * scale)\n"
     "      --sample SEED  draw a sample of the posterior with this seed\n"
     "                     (a decimal uint64) instead of taking its mean\n"
+    "      --crop         crop the right and bottom edges of an image whose\n"
+    "                     sides are not multiples of 8 (default: an error)\n"
     "      --threads N    worker threads, 0..1024 (default 0: every CPU)\n"
     "  -h, --help         show this help\n";
 
@@ -147,13 +149,15 @@ static const char USAGE_DECODE[] =
     "  -h, --help         show this help\n";
 
 static const char USAGE_ROUNDTRIP[] =
-    "Usage: sdxlvae roundtrip -m MODEL [--threads N] IN.png OUT.png\n"
+    "Usage: sdxlvae roundtrip -m MODEL [--crop] [--threads N] IN.png OUT.png\n"
     "\n"
     "Encodes IN.png, decodes the latent into OUT.png and prints the PSNR of\n"
     "OUT against IN on 8-bit values, e.g. \"PSNR 31.42 dB\".\n"
     "\n"
     "Options:\n"
     "  -m, --model MODEL  a .safetensors file or a diffusers folder\n"
+    "      --crop         crop the right and bottom edges of an image whose\n"
+    "                     sides are not multiples of 8 (default: an error)\n"
     "      --threads N    worker threads, 0..1024 (default 0: every CPU)\n"
     "  -h, --help         show this help\n";
 
@@ -179,7 +183,7 @@ static const char USAGE_CONVERT[] =
 
 /* ---- Arguments --------------------------------------------------------- */
 
-enum { OPT_MODEL = 1, OPT_RAW = 2, OPT_SAMPLE = 4, OPT_THREADS = 8 };
+enum { OPT_MODEL = 1, OPT_RAW = 2, OPT_SAMPLE = 4, OPT_THREADS = 8, OPT_CROP = 16 };
 
 typedef struct cli_args {
     const char *verb;
@@ -190,6 +194,7 @@ typedef struct cli_args {
     int sample;
     uint64_t seed;
     int32_t threads;
+    int crop;
 } cli_args;
 
 typedef struct verb_desc {
@@ -302,6 +307,12 @@ static int parse_args(const verb_desc *v, int argc, char **argv, cli_args *a)
                 return PARSE_USAGE;
             }
             a->raw = 1;
+        } else if ((v->opts & OPT_CROP) && match_long(arg, "--crop", &val)) {
+            if (val != NULL) {
+                errorf("%s: option '--crop' takes no value", v->name);
+                return PARSE_USAGE;
+            }
+            a->crop = 1;
         } else if ((v->opts & OPT_SAMPLE) && match_long(arg, "--sample", &val)) {
             const char *s;
             if (option_value(v->name, "--sample", val, argc, argv, &i, &s) != 0)
@@ -755,6 +766,31 @@ static void run_options(const cli_args *a, vae_run_options *ro)
     }
 }
 
+/* --crop: keeps the top-left part of every image whose sides are multiples
+ * of f. A no-op when they already are. */
+static int crop_tensor(tensor *t, int32_t f, const char *in)
+{
+    int32_t h = t->h - t->h % f, w = t->w - t->w % f;
+    if (h == t->h && w == t->w)
+        return 0;
+    if (h == 0 || w == 0) {
+        errorf("%s: image is %dx%d (width x height); --crop needs both sides "
+               ">= %d", in, (int)t->w, (int)t->h, (int)f);
+        return -1;
+    }
+    /* rows shrink in place: every destination precedes its source */
+    size_t dst = 0;
+    for (int32_t p = 0; p < t->n * t->c; p++)
+        for (int32_t y = 0; y < h; y++) {
+            const float *row = t->data + ((size_t)p * (size_t)t->h + (size_t)y) * (size_t)t->w;
+            memmove(t->data + dst, row, (size_t)w * sizeof(float));
+            dst += (size_t)w;
+        }
+    t->h = h;
+    t->w = w;
+    return 0;
+}
+
 /* img -> lat (allocated), with its shape. */
 static int do_encode(vae_model *m, const cli_args *a, const char *in,
                      const tensor *img, tensor *lat)
@@ -869,6 +905,8 @@ static int cmd_encode(const cli_args *a)
      * OUT fails at once. */
     if (out_begin(&o, out) != 0)
         goto done;
+    if (a->crop && crop_tensor(&img, vae_downsample_factor(m), in) != 0)
+        goto done;
     if (do_encode(m, a, in, &img, &lat) != 0)
         goto done;
     tensor_free(&img);  /* before writing: peak memory */
@@ -956,25 +994,30 @@ static int cmd_roundtrip(const cli_args *a)
         goto done;
     if (out_begin(&o, out) != 0)
         goto done;
+    if (a->crop && crop_tensor(&img, vae_downsample_factor(m), in) != 0)
+        goto done;
+    int32_t ch = img.h, cw = img.w;
     if (do_encode(m, a, in, &img, &lat) != 0)
         goto done;
     tensor_free(&img);
     if (do_decode(m, a, in, &lat, &dec) != 0)
         goto done;
     tensor_free(&lat);
-    if (dec.h != (int32_t)src.height || dec.w != (int32_t)src.width) {
-        errorf("%s: decoded image is %dx%d, expected %ux%u", in, (int)dec.w,
-               (int)dec.h, (unsigned)src.width, (unsigned)src.height);
+    if (dec.h != ch || dec.w != cw) {
+        errorf("%s: decoded image is %dx%d, expected %dx%d", in, (int)dec.w,
+               (int)dec.h, (int)cw, (int)ch);
         goto done;
     }
     rgb = to_rgb8(&dec);
     if (rgb == NULL)
         goto done;
     /* PSNR on 8-bit values: a deeper source is first rounded to 8 bits. */
-    size_t samples = (size_t)src.width * src.height * 3;
+    size_t samples = (size_t)cw * (size_t)ch * 3;
     double sse = 0.0;
     for (size_t i = 0; i < samples; i++) {
-        double ref = floor((double)src.pixels[i] * 255.0 / src.maxval + 0.5);
+        size_t px = i / 3, y = px / (size_t)cw, x = px % (size_t)cw;
+        size_t si = (y * src.width + x) * 3 + i % 3;
+        double ref = floor((double)src.pixels[si] * 255.0 / src.maxval + 0.5);
         double d = ref - (double)rgb[i];
         sse += d * d;
     }
@@ -1098,10 +1141,10 @@ done:
 /* ---- main ------------------------------------------------------------------ */
 
 static const verb_desc VERBS[] = {
-    {"encode", OPT_MODEL | OPT_RAW | OPT_SAMPLE | OPT_THREADS, 2, USAGE_ENCODE,
+    {"encode", OPT_MODEL | OPT_RAW | OPT_SAMPLE | OPT_THREADS | OPT_CROP, 2, USAGE_ENCODE,
      cmd_encode},
     {"decode", OPT_MODEL | OPT_RAW | OPT_THREADS, 2, USAGE_DECODE, cmd_decode},
-    {"roundtrip", OPT_MODEL | OPT_THREADS, 2, USAGE_ROUNDTRIP, cmd_roundtrip},
+    {"roundtrip", OPT_MODEL | OPT_THREADS | OPT_CROP, 2, USAGE_ROUNDTRIP, cmd_roundtrip},
     {"info", OPT_MODEL, 0, USAGE_INFO, cmd_info},
     {"convert", 0, 2, USAGE_CONVERT, cmd_convert},
 };

@@ -713,6 +713,15 @@ if [ -d "$fx/tiny-ldm-f32" ]; then
         py mkpng "$o/odd.png" 20 12
         expect_fail "tiny-ldm-f32: a 20x12 PNG is refused (multiples of 8)" 1 "odd.png" "$o/odd.npy" -- \
             "$CLI" encode -m "$fx/tiny-ldm-f32/model.safetensors" "$o/odd.png" "$o/odd.npy"
+        expect_ok "tiny-ldm-f32: --crop encodes a 20x12 PNG as 16x8" -- \
+            "$CLI" encode --crop -m "$fx/tiny-ldm-f32/model.safetensors" "$o/odd.png" "$o/odd.npy"
+        shape_is "tiny-ldm-f32: --crop latent shape" "$o/odd.npy" "1,4,1,2"
+        run "$CLI" roundtrip --crop -m "$fx/tiny-ldm-f32/model.safetensors" "$o/odd.png" "$o/odd-rt.png"
+        why=""
+        [ "$rc" -eq 0 ] || why="exit $rc: $(firsterr)"
+        grep -qE '^PSNR [0-9.]+ dB$' "$OUT" || why="$why; no PSNR line"
+        check "tiny-ldm-f32: roundtrip --crop of a 20x12 PNG" "${why#; }"
+        pycheck "tiny-ldm-f32: roundtrip --crop writes 16x8" ihdr "$o/odd-rt.png" 16 8
     fi
 else
     skip "reference fixtures" "$fx/tiny-ldm-f32 not found"
