@@ -71,6 +71,8 @@ int32_t vae_attention(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float ep
     size_t c = (size_t)nm->c, n = (size_t)h * (size_t)w, cn = c * n;
     int nt = ctx->n_threads;
     int32_t rc = VAE_OK;
+    vae_profile *prof = ctx->prof;
+    double t0 = 0;
     float *xn = vae_alloc_floats(cn), *t1 = vae_alloc_floats(cn), *kbuf = vae_alloc_floats(cn);
     float *qt = vae_alloc_floats(cn), *vt = vae_alloc_floats(cn);
     float **s = calloc((size_t)nt, sizeof *s), **pk = calloc((size_t)nt, sizeof *pk),
@@ -84,6 +86,9 @@ int32_t vae_attention(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float ep
         if (!s[i] || !pk[i] || !o[i]) goto oom;
     }
 
+    /* the inner convs and norm count as attention, not as their own kinds */
+    t0 = prof ? vae_now() : 0;
+    ctx->prof = NULL;
     vae_groupnorm(ctx, nm, groups, eps, x, h, w, xn, 0);
     if ((rc = vae_conv2d(ctx, q, VAE_CONV_SAME, xn, h, w, t1, 0, err)) != VAE_OK) goto out;
     transpose(t1, c, n, qt, (float)(1.0 / sqrt((double)c)));
@@ -95,10 +100,13 @@ int32_t vae_attention(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float ep
     vae_pool_run(ctx->pool, (n + ATT_BQ - 1) / ATT_BQ, att_item, &j);
     /* residual: x += proj(attn) */
     rc = vae_conv2d(ctx, proj, VAE_CONV_SAME, t1, h, w, x, 1, err);
+    ctx->prof = prof;
+    vae_prof_add(ctx, VAE_PROF_ATTN, t0, 8.0 * (double)c * c * n + 4.0 * (double)n * n * c);
     goto out;
 oom:
     rc = vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory in attention over %zu positions", n);
 out:
+    if (prof) ctx->prof = prof;
     for (int i = 0; i < nt; i++) {
         if (s) vae_free_aligned(s[i]);
         if (pk) vae_free_aligned(pk[i]);

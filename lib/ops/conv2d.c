@@ -140,6 +140,12 @@ int32_t vae_conv2d(vae_ctx *ctx, const vae_conv *cv, int mode, const float *in, 
     j.out = out;
     j.npix = (size_t)oh * (size_t)ow;
     j.accumulate = accumulate;
+    double t0 = ctx->prof ? vae_now() : 0;
     vae_pool_run(ctx->pool, (j.npix + VAE_GEMM_NC - 1) / VAE_GEMM_NC, conv_item, &j);
+    int kind = cv->ksize == 1 ? VAE_PROF_CONV1X1
+             : mode == VAE_CONV_UP2 ? VAE_PROF_CONV_UP
+             : mode == VAE_CONV_DOWN2 ? VAE_PROF_CONV_DOWN : VAE_PROF_CONV3X3;
+    vae_prof_add(ctx, kind, t0,
+                 2.0 * cv->cout * cv->cin * cv->ksize * cv->ksize * (double)j.npix);
     return VAE_OK;
 }

@@ -6,6 +6,22 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+double vae_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+const char *vae_prof_name(int kind)
+{
+    static const char *const names[VAE_PROF_KINDS] = {
+        "conv3x3", "upsample+conv3x3", "downsample conv3x3", "conv1x1", "groupnorm+silu",
+        "attention"};
+    return kind >= 0 && kind < VAE_PROF_KINDS ? names[kind] : "?";
+}
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }

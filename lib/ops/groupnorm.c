@@ -53,5 +53,7 @@ void vae_groupnorm(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float eps, 
                    int32_t h, int32_t w, float *out, int silu)
 {
     gn_job j = {nm, groups, eps, in, out, (size_t)h * (size_t)w, silu};
+    double t0 = ctx->prof ? vae_now() : 0;
     vae_pool_run(ctx->pool, (size_t)groups, gn_item, &j);
+    vae_prof_add(ctx, VAE_PROF_NORM, t0, 0);
 }

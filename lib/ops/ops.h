@@ -41,6 +41,24 @@ typedef struct vae_norm {
     float *gamma, *beta;
 } vae_norm;
 
+/* Where the time goes, by kind of layer (the benchmark's -v). FLOPs are
+ * nominal: 2 per multiply-add of the direct algorithm, whatever algorithm
+ * ran, so GFLOP/s compare across implementations. */
+#define VAE_PROF_CONV3X3 0      /* stride-1 3x3 convolutions */
+#define VAE_PROF_CONV_UP 1      /* nearest-2x upsample + 3x3 convolution */
+#define VAE_PROF_CONV_DOWN 2    /* stride-2 3x3 convolution (Downsample) */
+#define VAE_PROF_CONV1X1 3      /* 1x1 convolutions (shortcuts, quant convs) */
+#define VAE_PROF_NORM 4         /* GroupNorm (+ SiLU) */
+#define VAE_PROF_ATTN 5         /* the whole mid-block attention */
+#define VAE_PROF_KINDS 6
+typedef struct vae_profile {
+    double seconds[VAE_PROF_KINDS];
+    double flops[VAE_PROF_KINDS];
+    uint64_t calls[VAE_PROF_KINDS];
+} vae_profile;
+VAE_HIDDEN const char *vae_prof_name(int kind);
+VAE_HIDDEN double vae_now(void);
+
 /* Per-call execution state: kernels, threads, scratch. Not shared between
  * concurrent calls, so the model itself stays immutable. */
 typedef struct vae_ctx {
@@ -48,7 +66,16 @@ typedef struct vae_ctx {
     vae_pool *pool;
     int n_threads;
     float **scratch;                /* one B-packing buffer per thread */
+    vae_profile *prof;              /* NULL unless profiling */
 } vae_ctx;
+
+static inline void vae_prof_add(vae_ctx *ctx, int kind, double t0, double flops)
+{
+    if (!ctx->prof) return;
+    ctx->prof->seconds[kind] += vae_now() - t0;
+    ctx->prof->flops[kind] += flops;
+    ctx->prof->calls[kind]++;
+}
 
 VAE_HIDDEN int32_t vae_ctx_init(vae_ctx *ctx, int n_threads, vae_error *err);
 VAE_HIDDEN void vae_ctx_free(vae_ctx *ctx);
