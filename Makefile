@@ -28,6 +28,15 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 DESTDIR ?=
 
 CC ?= cc
+# V=1 shows the full commands.
+V ?= 0
+ifeq ($(V),0)
+Q := @
+E := @echo
+else
+Q :=
+E := @true
+endif
 PKG_CONFIG ?= pkg-config
 B := build
 SIMD ?= 1
@@ -92,7 +101,7 @@ LIB_SO := $(B)/lib/$(REALNAME)
 LIB_A  := $(B)/lib/libsdxlvae.a
 CLI    := $(B)/bin/sdxlvae
 
-.PHONY: all lib cli tools tests check check-c check-sh demo deps install uninstall clean
+.PHONY: all lib cli tools tests check demo deps install uninstall clean
 all: lib cli tools
 
 lib: $(LIB_SO) $(B)/lib/$(SONAME) $(B)/lib/libsdxlvae.so $(LIB_A) $(B)/sdxlvae.pc
@@ -102,46 +111,53 @@ tests: $(TEST_BIN)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ISA_FLAGS) -fvisibility=hidden -MMD -MP -c $< -o $@
+	$(E) "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) $(ISA_FLAGS) -fvisibility=hidden -MMD -MP -c $< -o $@
 
 $(LIB_SO): $(LIB_OBJ) lib/libsdxlvae.map
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $(LIB_OBJ) -Wl,-soname,$(SONAME) \
+	$(E) "  LD      $@"
+	$(Q)$(CC) -shared -o $@ $(LIB_OBJ) -Wl,-soname,$(SONAME) \
 	  -Wl,--version-script=lib/libsdxlvae.map -Wl,--no-undefined -Wl,-z,defs \
 	  $(SAN_LDFLAGS) $(LDFLAGS) $(LIB_LIBS)
 $(B)/lib/$(SONAME): $(LIB_SO)
-	ln -sf $(REALNAME) $@
+	$(Q)ln -sf $(REALNAME) $@
 $(B)/lib/libsdxlvae.so: $(B)/lib/$(SONAME)
-	ln -sf $(SONAME) $@
+	$(Q)ln -sf $(SONAME) $@
 
 # The static archive carries every object; the tests use it to reach the
 # hidden kernels and ops directly.
 $(LIB_A): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $(LIB_OBJ)
+	$(E) "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $(LIB_OBJ)
 
 $(B)/libcommon.a: $(COMMON_OBJ)
-	rm -f $@ && ar rcs $@ $(COMMON_OBJ)
+	$(E) "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $(COMMON_OBJ)
 
 $(B)/sdxlvae.pc: pkgconfig/sdxlvae.pc.in $(HDR)
 	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 # The CLI links the shared library, as a user's program would.
 $(CLI): examples/sdxlvae.c $(B)/libcommon.a $(B)/lib/libsdxlvae.so
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Iexamples $< -o $@ $(B)/libcommon.a -L$(B)/lib -lsdxlvae \
+	$(E) "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -Iexamples $< -o $@ $(B)/libcommon.a -L$(B)/lib -lsdxlvae \
 	  -Wl,-rpath,'$$ORIGIN/../lib' $(SAN_LDFLAGS) $(LDFLAGS) $(ZLIB_LIBS) -lm
 
 $(B)/bin/%: test/tools/%.c $(B)/libcommon.a $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Iexamples $< -o $@ $(B)/libcommon.a $(LIB_A) \
+	$(E) "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -Iexamples $< -o $@ $(B)/libcommon.a $(LIB_A) \
 	  $(SAN_LDFLAGS) $(LDFLAGS) $(LIB_LIBS) $(ZLIB_LIBS)
 
 $(B)/test/%: test/%.c test/testutil.h $(B)/libcommon.a $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Iexamples -Itest $< -o $@ $(B)/libcommon.a $(LIB_A) \
+	$(E) "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Iexamples -Itest $< -o $@ $(B)/libcommon.a $(LIB_A) \
 	  $(SAN_LDFLAGS) $(LDFLAGS) $(CHECK_LIBS) $(LIB_LIBS) $(ZLIB_LIBS)
 
 # ---- checks ------------------------------------------------------------------
@@ -153,16 +169,14 @@ export SDXLVAE_FIXTURES := $(abspath test/fixtures)
 export CK_DEFAULT_TIMEOUT ?= 600
 
 check: deps all tests
-	@$(MAKE) --no-print-directory check-c check-sh
-
-check-c: $(TEST_BIN)
-	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; $$t || fail=1; done; \
-	  if [ $$fail -ne 0 ]; then echo "make check: C tests FAILED"; exit 1; fi
-
-check-sh: all
-	@fail=0; for t in $(sort $(wildcard test/test_*.sh)); do echo "== $$t"; \
-	  bash $$t || fail=1; done; \
-	  if [ $$fail -ne 0 ]; then echo "make check: shell tests FAILED"; exit 1; fi
+	@pass=0; fail=0; failed=""; \
+	for t in $(TEST_BIN) $(sort $(wildcard test/test_*.sh)); do \
+	  echo "== $$t"; \
+	  case $$t in *.sh) bash $$t ;; *) $$t ;; esac; \
+	  if [ $$? -eq 0 ]; then pass=$$((pass+1)); else fail=$$((fail+1)); failed="$$failed $$t"; fi; \
+	done; \
+	echo "check: $$pass passed, $$fail failed"; \
+	if [ $$fail -ne 0 ]; then echo "FAILED:$$failed"; exit 1; fi
 
 # Makes sure the build dependencies are there: installs them as root,
 # otherwise prints the apt-get line and stops.
