@@ -17,7 +17,9 @@ VPAT := $(shell sed -n 's/^\#define VAE_VERSION_PATCH \([0-9]*\)/\1/p' $(HDR))
 ABI  := $(shell sed -n 's/^\#define VAE_ABI_VERSION \([0-9]*\)/\1/p' $(HDR))
 VERSION := $(VMAJ).$(VMIN).$(VPAT)
 SONAME  := libsdxlvae.so.$(ABI)
-REALNAME := libsdxlvae.so.$(ABI).$(VMIN).$(VPAT)
+# The file name grows with every release within one ABI: release 0.1.0 is
+# libsdxlvae.so.1.1.0, 0.2.3 is .so.1.2.3, 1.0.0 would be .so.1.100.0.
+REALNAME := libsdxlvae.so.$(ABI).$(shell echo $$(($(VMAJ) * 100 + $(VMIN)))).$(VPAT)
 
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
@@ -50,7 +52,7 @@ ifeq ($(shell $(CC) -Werror -Wno-format-truncation -x c -c /dev/null -o /dev/nul
 WARN += -Wno-format-truncation
 endif
 OPT ?= -O2
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -fPIC -Iinclude -Ilib
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -DSDXLVAE_BUILD $(OPT) -g $(WARN) -fPIC -Iinclude -Ilib
 ifneq ($(SANITIZE),)
 BASE_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 SAN_LDFLAGS := -fsanitize=$(SANITIZE)

@@ -35,8 +35,10 @@
 extern "C" {
 #endif
 
-#if defined(_WIN32)
+#if defined(_WIN32) && defined(SDXLVAE_BUILD)
 #define VAE_API __declspec(dllexport)
+#elif defined(_WIN32)
+#define VAE_API __declspec(dllimport)
 #elif defined(__GNUC__)
 #define VAE_API __attribute__((visibility("default")))
 #else
@@ -85,7 +87,8 @@ typedef struct vae_load_options {
     uint32_t size;      /* sizeof(vae_load_options): set by the init function */
     uint32_t flags;     /* reserved, must be 0                                */
     int32_t n_threads;  /* default thread count for calls on this handle;
-                           0 = every CPU this process may run on              */
+                           0 = every CPU this process may run on; values
+                           above 1024 are capped                              */
     int32_t reserved;   /* must be 0                                          */
     const char *config_path; /* a config.json to use instead of the one found
                                 beside the weights; NULL = look for it        */
@@ -155,7 +158,9 @@ typedef struct vae_model_info {
     char naming[16];              /* "ldm", "diffusers" or "diffusers-legacy" */
 } vae_model_info;
 
-/* Fills the fields of *info that fit in info->size (set it first). */
+/* Fills the fields of *info that fit in info->size (set it to
+ * sizeof(vae_model_info) first); bytes past what this library knows are left
+ * untouched, and info->size is set to the number of bytes filled. */
 VAE_API int32_t vae_get_info(const vae_model *model, vae_model_info *info);
 
 /* ---- Running ------------------------------------------------------------- */
@@ -201,7 +206,8 @@ VAE_API int32_t vae_encode(const vae_model *model, const float *image,
 /*
  * Like vae_encode, but writes the raw moments: n x 2C x height/f x width/f,
  * the first C channels the posterior mean, the last C the log-variance (not
- * clamped). Needs twice the capacity of vae_encoded_size().
+ * clamped). Needs twice the capacity of vae_encoded_size(). Moments are
+ * always raw: VAE_FLAG_RAW_LATENT and VAE_FLAG_SAMPLE do not apply to them.
  */
 VAE_API int32_t vae_encode_moments(const vae_model *model, const float *image,
                                    int32_t n, int32_t height, int32_t width,
@@ -223,6 +229,7 @@ VAE_API int32_t vae_decode(const vae_model *model, const float *latent,
 /*
  * The message of the most recent failed call: on the handle when model is not
  * NULL, otherwise of the calling thread (this includes failed vae_load calls).
+ * A successful call does not clear it.
  * The pointer is to a thread-local copy, valid until the calling thread's next
  * call into the library. Returns "" when nothing failed.
  */

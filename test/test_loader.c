@@ -62,7 +62,13 @@ static void teardown(void)
 
 /* Writes tmpdir/name with header edited by edit(); returns the path. */
 typedef void (*edit_fn)(cJSON *root);
+static const char *write_edited_extra(const char *name, edit_fn edit, size_t extra);
 static const char *write_edited(const char *name, edit_fn edit)
+{
+    return write_edited_extra(name, edit, 0);
+}
+/* ... with extra zero bytes appended to the data section */
+static const char *write_edited_extra(const char *name, edit_fn edit, size_t extra)
 {
     static char path[1024];
     cJSON *root = cJSON_ParseWithLength((const char *)good + 8, good_hlen);
@@ -70,12 +76,12 @@ static const char *write_edited(const char *name, edit_fn edit)
     if (edit) edit(root);
     char *json = cJSON_PrintUnformatted(root);
     size_t jl = strlen(json), dl = good_len - 8 - good_hlen;
-    unsigned char *buf = malloc(8 + jl + dl);
+    unsigned char *buf = calloc(1, 8 + jl + dl + extra);
     for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)jl >> (8 * i));
     memcpy(buf + 8, json, jl);
     memcpy(buf + 8 + jl, good + 8 + good_hlen, dl);
     snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    write_file(path, buf, 8 + jl + dl);
+    write_file(path, buf, 8 + jl + dl + extra);
     free(buf);
     free(json);
     cJSON_Delete(root);
@@ -209,8 +215,32 @@ static void edit_offsets(cJSON *root)
 }
 static void edit_dtype(cJSON *root)
 {
+    /* same byte count, a dtype the format knows but weights cannot be */
     cJSON *t = first_tensor(root);
-    cJSON_ReplaceItemInObject(t, "dtype", cJSON_CreateString("I64"));
+    cJSON_ReplaceItemInObject(t, "dtype", cJSON_CreateString("I32"));
+}
+static void edit_unknown_dtype(cJSON *root)
+{
+    cJSON *t = first_tensor(root);
+    cJSON_ReplaceItemInObject(t, "dtype", cJSON_CreateString("Q4_K"));
+}
+static void edit_unused_i64(cJSON *root)
+{
+    /* full checkpoints carry integer tensors the VAE never reads: one more,
+     * in 8 bytes appended to the data section (write_edited_extra) */
+    char js[200];
+    snprintf(js, sizeof js, "{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[%llu,%llu]}",
+             (unsigned long long)(good_len - 8 - good_hlen), (unsigned long long)(good_len - good_hlen));
+    cJSON_AddItemToObject(root, "cond_stage_model.position_ids", cJSON_Parse(js));
+}
+static void edit_hole(cJSON *root)
+{
+    /* the last 4 bytes of the first tensor belong to nobody */
+    cJSON *t = first_tensor(root);
+    cJSON *o = cJSON_GetObjectItem(t, "data_offsets");
+    cJSON_SetNumberValue(cJSON_GetArrayItem(o, 1), cJSON_GetArrayItem(o, 1)->valuedouble - 4);
+    cJSON *s = cJSON_GetObjectItem(t, "shape");
+    cJSON_SetNumberValue(cJSON_GetArrayItem(s, 0), cJSON_GetArrayItem(s, 0)->valuedouble - 1);
 }
 static void edit_size_mismatch(cJSON *root)
 {
@@ -233,7 +263,9 @@ static void edit_overflow_shape(cJSON *root)
 }
 static void edit_missing(cJSON *root)
 {
-    cJSON_DeleteItemFromObject(root, "decoder.mid.attn_1.q.weight");
+    /* renamed, so its bytes still belong to a tensor */
+    cJSON *t = cJSON_DetachItemFromObject(root, "decoder.mid.attn_1.q.weight");
+    cJSON_AddItemToObject(root, "unused.q.weight", t);
 }
 static void edit_shape(cJSON *root)
 {
@@ -257,8 +289,8 @@ static void edit_overlap(cJSON *root)
 }
 static void edit_no_vae(cJSON *root)
 {
-    cJSON_DeleteItemFromObject(root, "encoder.conv_in.weight");
-    cJSON_DeleteItemFromObject(root, "decoder.conv_in.weight");
+    cJSON_AddItemToObject(root, "x.weight", cJSON_DetachItemFromObject(root, "encoder.conv_in.weight"));
+    cJSON_AddItemToObject(root, "y.weight", cJSON_DetachItemFromObject(root, "decoder.conv_in.weight"));
 }
 static void edit_dup_prefix(cJSON *root)
 {
@@ -283,7 +315,10 @@ START_TEST(test_header_damage)
     cJSON_Delete(root);
 
     expect_fail(write_edited("a.safetensors", edit_offsets), VAE_ERR_FORMAT, first, "out of range");
-    expect_fail(write_edited("b.safetensors", edit_dtype), VAE_ERR_UNSUPPORTED, first, "I64");
+    expect_fail(write_edited("b.safetensors", edit_dtype), VAE_ERR_UNSUPPORTED, first, "is I32");
+    expect_fail(write_edited("b2.safetensors", edit_unknown_dtype), VAE_ERR_FORMAT, first,
+                "unknown dtype \"Q4_K\"");
+    expect_fail(write_edited("b3.safetensors", edit_hole), VAE_ERR_FORMAT, "holes", NULL);
     expect_fail(write_edited("c.safetensors", edit_size_mismatch), VAE_ERR_FORMAT, first, "need");
     expect_fail(write_edited("d.safetensors", edit_negative_shape), VAE_ERR_FORMAT, first, "shape");
     expect_fail(write_edited("e.safetensors", edit_overflow_shape), VAE_ERR_FORMAT, first, "overflows");
@@ -296,6 +331,12 @@ START_TEST(test_header_damage)
     vae_model *m = NULL;
     ck_assert_int_eq(vae_load(write_edited("j.safetensors", edit_dup_prefix), NULL, &m), VAE_OK);
     vae_free(m);
+    /* an unused I64 tensor does not matter */
+    ck_assert_msg(vae_load(write_edited_extra("k.safetensors", edit_unused_i64, 8), NULL, &m) == VAE_OK,
+                  "%s", vae_last_error(NULL));
+    vae_free(m);
+    /* trailing bytes no tensor owns are refused */
+    expect_fail(write_edited_extra("l.safetensors", NULL, 8), VAE_ERR_FORMAT, "trailing", NULL);
 }
 END_TEST
 
@@ -315,13 +356,34 @@ START_TEST(test_bad_config)
         {"{\"block_out_channels\": [8, 16], \"norm_num_groups\": 3}", VAE_ERR_MODEL, "3 groups"},
         {"{\"block_out_channels\": [8, 16], \"norm_num_groups\": 4, \"use_quant_conv\": false}", VAE_ERR_MODEL, "use_quant_conv"},
         {"{\"block_out_channels\": [8, 16], \"norm_num_groups\": 4, \"scaling_factor\": 0}", VAE_ERR_FORMAT, "scaling_factor"},
-        {"{\"_class_name\": \"AutoencoderTiny\"}", VAE_ERR_UNSUPPORTED, "AutoencoderTiny"},
         {"{\"block_out_channels\": [], \"norm_num_groups\": 4}", VAE_ERR_FORMAT, "block_out_channels"},
+        {"{\"norm_num_groups\": 4, \"in_channels\": 4}", VAE_ERR_UNSUPPORTED, "only RGB"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_file(cfg, cases[i].json, strlen(cases[i].json));
         expect_fail(p, cases[i].rc, cases[i].needle, NULL);
     }
+    /* without block_out_channels the levels come from the weights */
+    vae_model *m = NULL;
+    const char *noboc = "{\"norm_num_groups\": 4, \"scaling_factor\": 0.5}";
+    write_file(cfg, noboc, strlen(noboc));
+    ck_assert_msg(vae_load(p, NULL, &m) == VAE_OK, "%s", vae_last_error(NULL));
+    ck_assert_float_eq(vae_scaling_factor(m), 0.5f);
+    vae_free(m);
+    /* a config.json of another class beside the weights is not ours: the
+     * architecture comes from the shapes (and the default 32 groups fail
+     * for these 8-channel levels, with that said) ... */
+    const char *unet = "{\"_class_name\": \"UNet2DConditionModel\", \"norm_num_groups\": 32}";
+    write_file(cfg, unet, strlen(unet));
+    expect_fail(p, VAE_ERR_MODEL, "without config.json", NULL);
+    /* ... but one named by the caller must be a VAE's */
+    vae_load_options lo;
+    vae_load_options_init(&lo);
+    lo.config_path = cfg;
+    m = (vae_model *)1;
+    ck_assert_int_eq(vae_load(p, &lo, &m), VAE_ERR_UNSUPPORTED);
+    ck_assert_ptr_null(m);
+    ck_assert_ptr_nonnull(strstr(vae_last_error(NULL), "UNet2DConditionModel"));
 }
 END_TEST
 

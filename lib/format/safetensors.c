@@ -23,15 +23,28 @@ const char *st_dtype_name(int32_t dtype)
     case ST_F32: return "F32";
     case ST_F16: return "F16";
     case ST_BF16: return "BF16";
-    default: return "?";
+    default: return "non-float";
     }
 }
 
+/* Every dtype of the format has a size, so every tensor's byte count can be
+ * checked; only F32, F16 and BF16 are ever converted (a full checkpoint
+ * carries I64 position ids and the like that the VAE never reads). */
 static int parse_dtype(const char *s, int32_t *dtype, uint64_t *elsize)
 {
-    if (strcmp(s, "F32") == 0) { *dtype = ST_F32; *elsize = 4; return 1; }
-    if (strcmp(s, "F16") == 0) { *dtype = ST_F16; *elsize = 2; return 1; }
-    if (strcmp(s, "BF16") == 0) { *dtype = ST_BF16; *elsize = 2; return 1; }
+    static const struct { const char *name; int32_t dtype; uint64_t size; } table[] = {
+        {"F32", ST_F32, 4},   {"F16", ST_F16, 2},   {"BF16", ST_BF16, 2},
+        {"F64", ST_OTHER, 8}, {"I64", ST_OTHER, 8}, {"U64", ST_OTHER, 8},
+        {"I32", ST_OTHER, 4}, {"U32", ST_OTHER, 4}, {"I16", ST_OTHER, 2},
+        {"U16", ST_OTHER, 2}, {"I8", ST_OTHER, 1},  {"U8", ST_OTHER, 1},
+        {"BOOL", ST_OTHER, 1}, {"F8_E4M3", ST_OTHER, 1}, {"F8_E5M2", ST_OTHER, 1},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strcmp(s, table[i].name) == 0) {
+            *dtype = table[i].dtype;
+            *elsize = table[i].size;
+            return 1;
+        }
     return 0;
 }
 
@@ -83,9 +96,11 @@ static int32_t parse_header(st_file *f, const uint8_t *buf, size_t len,
     if (json[0] != '{')
         return vae_fail(err, VAE_ERR_FORMAT, "%s: header at byte 8 is not a JSON object", label);
 
-    cJSON *root = cJSON_ParseWithLength(json, (size_t)hlen);
+    /* the end pointer, not cJSON_GetErrorPtr(): that one is a global that
+     * concurrent loads would race on */
+    const char *ep = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, (size_t)hlen, &ep, 0);
     if (!root) {
-        const char *ep = cJSON_GetErrorPtr();
         long at = ep ? (long)(ep - json) + 8 : 8;
         if (at < 8 || at > (long)(hlen + 8)) at = 8;
         return vae_fail(err, VAE_ERR_FORMAT, "%s: malformed JSON header near byte %ld", label, at);
@@ -124,9 +139,9 @@ static int32_t parse_header(st_file *f, const uint8_t *buf, size_t len,
             rc = vae_fail(err, VAE_ERR_FORMAT, "%s: tensor '%s': missing dtype", label, name);
             goto out;
         }
+        snprintf(t->dtype_name, sizeof t->dtype_name, "%s", dt->valuestring);
         if (!parse_dtype(dt->valuestring, &t->dtype, &elsize)) {
-            rc = vae_fail(err, VAE_ERR_UNSUPPORTED,
-                          "%s: tensor '%s': dtype %s is not supported (F32, F16 and BF16 are)",
+            rc = vae_fail(err, VAE_ERR_FORMAT, "%s: tensor '%s': unknown dtype \"%s\"",
                           label, name, dt->valuestring);
             goto out;
         }
@@ -197,6 +212,17 @@ static int32_t parse_header(st_file *f, const uint8_t *buf, size_t len,
                 rc = vae_fail(err, VAE_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the data section",
                               label, byoff[i - 1]->name, byoff[i]->name);
         free(byoff);
+    }
+    /* The format has no holes: the tensors tile the data section exactly.
+     * A file longer than its tensors is truncated-then-appended or not a
+     * safetensors file at all. */
+    if (rc == VAE_OK) {
+        uint64_t covered = 0;
+        for (size_t i = 0; i < f->n_tensors; i++) covered += f->tensors[i].nbytes;
+        if (covered != f->data_size)
+            rc = vae_fail(err, VAE_ERR_FORMAT,
+                          "%s: the tensors cover %llu of the %llu bytes after the header (holes or trailing data)",
+                          label, (unsigned long long)covered, (unsigned long long)f->data_size);
     }
 out:
     cJSON_Delete(root);

@@ -14,11 +14,13 @@
 #define ST_F32 0
 #define ST_F16 1
 #define ST_BF16 2
+#define ST_OTHER 3  /* a valid dtype the VAE never converts (I64, F64, ...) */
 #define ST_MAX_DIMS 8
 
 typedef struct st_tensor {
     char *name;
     int32_t dtype;               /* ST_* */
+    char dtype_name[12];         /* as in the file: "F32", "I64", ... */
     int32_t ndim;
     int64_t shape[ST_MAX_DIMS];
     uint64_t count;              /* elements */

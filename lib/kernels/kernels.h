@@ -75,6 +75,10 @@ VAE_HIDDEN void vae_f32_gemm_ukernel_6x16__scalar(size_t mr, size_t nr, size_t k
 VAE_HIDDEN void vae_f32_gemm_ukernel_6x16__avx2_fma(size_t mr, size_t nr, size_t kc,
                                                     const float *a, const float *b,
                                                     float *c, size_t ldc, int acc);
+/* aarch64 only (lib/kernels/f32-gemm-6x16-neon.c). */
+VAE_HIDDEN void vae_f32_gemm_ukernel_6x16__neon(size_t mr, size_t nr, size_t kc,
+                                                const float *a, const float *b,
+                                                float *c, size_t ldc, int acc);
 VAE_HIDDEN void vae_f16_f32_cvt_ukernel__scalar(size_t n, const uint16_t *src, float *dst);
 VAE_HIDDEN void vae_f16_f32_cvt_ukernel__f16c(size_t n, const uint16_t *src, float *dst);
 VAE_HIDDEN void vae_bf16_f32_cvt_ukernel__scalar(size_t n, const uint16_t *src, float *dst);

@@ -67,7 +67,7 @@ static int get_bool(const cJSON *root, const char *key, int32_t *out, const char
     return 1;
 }
 
-int32_t vae_arch_from_config(const char *path, vae_arch *a, vae_error *err)
+int32_t vae_arch_from_config(const char *path, vae_arch *a, int implicit, vae_error *err)
 {
     FILE *fp = fopen(path, "rb");
     if (!fp) return vae_fail(err, VAE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -88,9 +88,9 @@ int32_t vae_arch_from_config(const char *path, vae_arch *a, vae_error *err)
         return vae_fail(err, VAE_ERR_FORMAT, "%s: larger than %u bytes: not a VAE config", path,
                         MAX_CONFIG_BYTES);
     }
-    cJSON *root = cJSON_ParseWithLength(buf, len);
+    const char *ep = NULL; /* not cJSON_GetErrorPtr(): a global, racy */
+    cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &ep, 0);
     if (!root) {
-        const char *ep = cJSON_GetErrorPtr();
         long at = (ep && ep >= buf && ep <= buf + len) ? (long)(ep - buf) : 0;
         free(buf);
         return vae_fail(err, VAE_ERR_FORMAT, "%s: malformed JSON near byte %ld", path, at);
@@ -103,6 +103,10 @@ int32_t vae_arch_from_config(const char *path, vae_arch *a, vae_error *err)
     }
     const cJSON *cls = cJSON_GetObjectItemCaseSensitive(root, "_class_name");
     if (cJSON_IsString(cls) && strcmp(cls->valuestring, "AutoencoderKL") != 0) {
+        if (implicit) {
+            rc = VAE_ERR_NOT_OURS;
+            goto out;
+        }
         rc = vae_fail(err, VAE_ERR_UNSUPPORTED,
                       "%s: _class_name is \"%s\"; only AutoencoderKL is supported", path,
                       cls->valuestring);
@@ -140,6 +144,12 @@ int32_t vae_arch_from_config(const char *path, vae_arch *a, vae_error *err)
         get_bool(root, "use_quant_conv", &a->use_quant_conv, path, err, &rc) < 0 ||
         get_bool(root, "use_post_quant_conv", &a->use_post_quant_conv, path, err, &rc) < 0)
         goto out;
+    if (a->in_channels != 3 || a->out_channels != 3) {
+        rc = vae_fail(err, VAE_ERR_UNSUPPORTED,
+                      "%s: in_channels %d / out_channels %d: only RGB images (3 channels) are supported",
+                      path, a->in_channels, a->out_channels);
+        goto out;
+    }
     if (a->scale == 0.0f) {
         rc = vae_fail(err, VAE_ERR_FORMAT, "%s: \"scaling_factor\" must not be 0", path);
         goto out;
@@ -191,7 +201,7 @@ int32_t vae_arch_infer(const st_file *f, const char *prefix, int32_t naming, vae
     if (levels < 1 || levels > VAE_MAX_LEVELS)
         return vae_fail(err, VAE_ERR_MODEL, "%s: found %d resolution levels (expected 1 to %d)",
                         f->path, levels, VAE_MAX_LEVELS);
-    if (from_config && a->levels != levels)
+    if (from_config && a->levels && a->levels != levels)
         return vae_fail(err, VAE_ERR_MODEL,
                         "%s: config.json has %d block_out_channels but the weights have %d levels",
                         f->path, a->levels, levels);
@@ -205,7 +215,7 @@ int32_t vae_arch_infer(const st_file *f, const char *prefix, int32_t naming, vae
             return vae_fail(err, VAE_ERR_MODEL, "%s: tensor '%s.conv1.weight' is missing or not 4-d",
                             f->path, name);
         ch[l] = (int32_t)t->shape[0];
-        if (from_config && ch[l] != a->ch[l])
+        if (from_config && a->levels && ch[l] != a->ch[l])
             return vae_fail(err, VAE_ERR_MODEL,
                             "%s: config.json says block_out_channels[%d] = %d but '%s.conv1.weight' has %d output channels",
                             f->path, l, a->ch[l], name, ch[l]);

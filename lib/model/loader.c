@@ -77,6 +77,10 @@ static int32_t take(loader *L, const char *base, const char *suffix, int ndim,
     const st_tensor *t = st_find(&L->f, name);
     *out = NULL;
     if (!t) return vae_fail(L->err, VAE_ERR_MODEL, "%s: tensor '%s' is missing", L->f.path, name);
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
+        return vae_fail(L->err, VAE_ERR_UNSUPPORTED,
+                        "%s: tensor '%s' is %s; weights must be F32, F16 or BF16",
+                        L->f.path, name, t->dtype_name);
     int ok = t->ndim == ndim;
     for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == want[i];
     if (!ok && ndim == 4 && want[2] == 1 && want[3] == 1 && t->ndim == 2)
@@ -320,7 +324,18 @@ int32_t vae_model_load(const char *path, const char *config_path, struct vae_mod
 
     vae_arch_defaults(&m->arch);
     int from_config = config[0] != '\0';
-    if (from_config && (rc = vae_arch_from_config(config, &m->arch, err)) != VAE_OK) goto fail;
+    if (from_config) {
+        /* A config.json merely found beside the weights may belong to
+         * something else (a UNet's, in a checkpoint folder): then it is not
+         * ours to read. One the caller named must be a VAE's. */
+        rc = vae_arch_from_config(config, &m->arch, !config_path, err);
+        if (rc == VAE_ERR_NOT_OURS) {
+            vae_arch_defaults(&m->arch);
+            from_config = 0;
+        } else if (rc != VAE_OK) {
+            goto fail;
+        }
+    }
     if ((rc = st_open(weights, &L.f, err)) != VAE_OK) goto fail;
     if ((rc = vae_detect_naming(&L.f, prefix, sizeof prefix, &m->naming, err)) != VAE_OK) goto fail;
     if ((rc = vae_arch_infer(&L.f, prefix, m->naming, &m->arch, from_config, err)) != VAE_OK) goto fail;

@@ -73,8 +73,11 @@ struct vae_model {
     vae_error last_err;
 };
 
-/* config.json -> arch (fields absent from the file keep their value). */
-VAE_HIDDEN int32_t vae_arch_from_config(const char *config_path, vae_arch *arch,
+/* config.json -> arch (fields absent from the file keep their value). With
+ * implicit (found beside the weights, not named by the caller), a config of
+ * another class returns VAE_ERR_NOT_OURS instead of an error. */
+#define VAE_ERR_NOT_OURS 1
+VAE_HIDDEN int32_t vae_arch_from_config(const char *config_path, vae_arch *arch, int implicit,
                                         vae_error *err);
 /* Fills what shapes tell (levels, channels, layers, latent channels, quant
  * convs) into arch, and checks it against a config-given arch when

@@ -1,0 +1,132 @@
+/*
+ * dispatch.c - picks the kernel table for this CPU, once.
+ *
+ * The choice is min(what the CPU and OS support, SDXLVAE_ISA read at first
+ * use, the cap last given to vae_kernels_set_max_isa()). The VAE_ISA_*
+ * levels are compared as numbers, so on aarch64 a cap of VAE_ISA_AVX2_FMA
+ * means scalar; only SCALAR and BEST are meant to be portable.
+ *
+ * The SIMD kernels are only referenced when the build has them: SIMD=0
+ * (VAE_NO_SIMD) and other architectures drop their files, so the symbols
+ * would not link.
+ */
+#include "kernels/kernels.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && !defined(VAE_NO_SIMD)
+#define VAE_HAVE_AVX2_TABLE 1
+#include <cpuid.h>
+#endif
+#if defined(__aarch64__) && !defined(VAE_NO_SIMD)
+#define VAE_HAVE_NEON_TABLE 1
+#endif
+
+static const vae_kernel_table scalar_table = {
+    .isa = "scalar",
+    .gemm_mr = 6,
+    .gemm_nr = 16,
+    .gemm = vae_f32_gemm_ukernel_6x16__scalar,
+    .f16_to_f32 = vae_f16_f32_cvt_ukernel__scalar,
+    .bf16_to_f32 = vae_bf16_f32_cvt_ukernel__scalar,
+};
+
+#if defined(VAE_HAVE_AVX2_TABLE)
+static const vae_kernel_table avx2_table = {
+    .isa = "avx2-fma",
+    .gemm_mr = 6,
+    .gemm_nr = 16,
+    .gemm = vae_f32_gemm_ukernel_6x16__avx2_fma,
+    .f16_to_f32 = vae_f16_f32_cvt_ukernel__f16c,
+    .bf16_to_f32 = vae_bf16_f32_cvt_ukernel__scalar, /* a shift: no SIMD need */
+};
+
+/* AVX2, FMA and F16C in cpuid, and the OS saving XMM and YMM state (XCR0
+ * bits 1 and 2): without the latter, AVX instructions fault even on a CPU
+ * that has them (e.g. some hypervisors and old kernels). */
+static int cpu_has_avx2_fma_f16c(void)
+{
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid_count(1, 0, &eax, &ebx, &ecx, &edx)) return 0;
+    const unsigned need1 = bit_OSXSAVE | bit_AVX | bit_FMA | bit_F16C;
+    if ((ecx & need1) != need1) return 0;
+    unsigned xlo, xhi;
+    /* Inline asm, not _xgetbv(): the intrinsic needs -mxsave, and this file
+     * is built without ISA flags. */
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    (void)xhi;
+    if ((xlo & 0x6u) != 0x6u) return 0;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
+    return (ebx & bit_AVX2) != 0;
+}
+#endif
+
+#if defined(VAE_HAVE_NEON_TABLE)
+/* Advanced SIMD is mandatory on aarch64: no detection needed. The f16
+ * conversion stays scalar (exact, and only run when loading weights). */
+static const vae_kernel_table neon_table = {
+    .isa = "neon",
+    .gemm_mr = 6,
+    .gemm_nr = 16,
+    .gemm = vae_f32_gemm_ukernel_6x16__neon,
+    .f16_to_f32 = vae_f16_f32_cvt_ukernel__scalar,
+    .bf16_to_f32 = vae_bf16_f32_cvt_ukernel__scalar,
+};
+#endif
+
+static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
+static int hw_isa = VAE_ISA_SCALAR;  /* best the CPU and the build support */
+static int env_cap = VAE_ISA_BEST;   /* from SDXLVAE_ISA */
+static _Atomic(const vae_kernel_table *) current;
+
+static const vae_kernel_table *table_for(int cap)
+{
+    int isa = hw_isa < cap ? hw_isa : cap;
+    if (env_cap < isa) isa = env_cap;
+#if defined(VAE_HAVE_AVX2_TABLE)
+    if (isa >= VAE_ISA_AVX2_FMA) return &avx2_table;
+#endif
+#if defined(VAE_HAVE_NEON_TABLE)
+    if (isa >= VAE_ISA_NEON) return &neon_table;
+#endif
+    return &scalar_table;
+}
+
+static void detect(void)
+{
+#if defined(VAE_HAVE_AVX2_TABLE)
+    if (cpu_has_avx2_fma_f16c()) hw_isa = VAE_ISA_AVX2_FMA;
+#endif
+#if defined(VAE_HAVE_NEON_TABLE)
+    hw_isa = VAE_ISA_NEON;
+#endif
+    /* Read once, at first use: a later setenv has no effect (and getenv is
+     * not safe against a concurrent setenv anyway). */
+    const char *e = getenv("SDXLVAE_ISA");
+    if (e && strcmp(e, "scalar") == 0) env_cap = VAE_ISA_SCALAR;
+    /* Any other value leaves the choice to the hardware. set_max_isa waits
+     * on the same pthread_once, so this store always comes before its own. */
+    atomic_store_explicit(&current, table_for(VAE_ISA_BEST), memory_order_release);
+}
+
+const vae_kernel_table *vae_kernels(void)
+{
+    const vae_kernel_table *t = atomic_load_explicit(&current, memory_order_acquire);
+    if (t) return t;
+    pthread_once(&detect_once, detect);
+    return atomic_load_explicit(&current, memory_order_acquire);
+}
+
+const vae_kernel_table *vae_kernels_scalar(void)
+{
+    return &scalar_table;
+}
+
+void vae_kernels_set_max_isa(int isa)
+{
+    pthread_once(&detect_once, detect);
+    atomic_store_explicit(&current, table_for(isa), memory_order_release);
+}

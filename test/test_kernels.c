@@ -1,0 +1,544 @@
+/*
+ * test_kernels.c - every SIMD kernel against its scalar twin, the scalar ones
+ * against double-precision or independent references, the packers, and the
+ * ISA selection (SDXLVAE_ISA, vae_kernels_set_max_isa).
+ *
+ * Where the build has no SIMD kernels (SIMD=0, another architecture) or the
+ * CPU lacks them, the "SIMD" table is the scalar one: the tests then compare
+ * scalar with scalar, say so, and still pass.
+ */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kernels/kernels.h"
+#include "testutil.h"
+
+#define MR 6
+#define NR 16
+#define TOL 1e-5
+
+/* xorshift32: reproducible data without touching rand()'s global state. */
+static uint32_t rng = 0x12345678u;
+static float frand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 17;
+    rng ^= rng << 5;
+    return (float)(rng >> 8) * 0x1p-23f - 1.0f; /* [-1, 1) */
+}
+
+static uint32_t fbits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static float bitsf(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* The table under test; notes when it is the scalar one. */
+static const vae_kernel_table *simd_table(const char *what)
+{
+    const vae_kernel_table *t = vae_kernels();
+    if (t == vae_kernels_scalar())
+        printf("note: %s: no SIMD kernels in this build or CPU (or SDXLVAE_ISA="
+               "scalar): comparing scalar with scalar\n", what);
+    return t;
+}
+
+/* ---- GEMM microkernel ------------------------------------------------------ */
+
+static const uint32_t CANARY = 0x7fc0beefu; /* a NaN nobody computes */
+
+static void gemm_case(const vae_kernel_table *simd, size_t mr, size_t nr,
+                      size_t kc, int acc, size_t ldc, const float *a,
+                      const float *b, float *c_simd, float *c_ref, size_t clen)
+{
+    const vae_kernel_table *sc = vae_kernels_scalar();
+    double ref[MR * NR];
+    float got_s[MR * NR], got_r[MR * NR], want[MR * NR];
+    /* One row and one column of canary before the tile, rows after it. */
+    const size_t off = ldc + 1;
+
+    for (size_t i = 0; i < clen; i++) c_simd[i] = bitsf(CANARY);
+    for (size_t i = 0; i < mr; i++)
+        for (size_t j = 0; j < nr; j++)
+            c_simd[off + i * ldc + j] = acc ? frand() : bitsf(CANARY);
+    memcpy(c_ref, c_simd, clen * sizeof *c_ref);
+
+    for (size_t i = 0; i < mr; i++)
+        for (size_t j = 0; j < nr; j++) {
+            double s = acc ? (double)c_simd[off + i * ldc + j] : 0.0;
+            for (size_t k = 0; k < kc; k++)
+                s += (double)a[k * MR + i] * (double)b[k * NR + j];
+            ref[i * nr + j] = s;
+        }
+
+    simd->gemm(mr, nr, kc, a, b, c_simd + off, ldc, acc);
+    sc->gemm(mr, nr, kc, a, b, c_ref + off, ldc, acc);
+
+    for (size_t idx = 0; idx < clen; idx++) {
+        size_t rel = idx - off, i = rel / ldc, j = rel % ldc;
+        int inside = idx >= off && i < mr && j < nr;
+        if (inside) continue;
+        ck_assert_msg(fbits(c_simd[idx]) == CANARY && fbits(c_ref[idx]) == CANARY,
+                      "mr=%zu nr=%zu kc=%zu acc=%d ldc=%zu: element %zu outside "
+                      "the tile was written", mr, nr, kc, acc, ldc, idx);
+    }
+    for (size_t i = 0; i < mr; i++)
+        for (size_t j = 0; j < nr; j++) {
+            got_s[i * nr + j] = c_simd[off + i * ldc + j];
+            got_r[i * nr + j] = c_ref[off + i * ldc + j];
+            want[i * nr + j] = (float)ref[i * nr + j];
+        }
+    const size_t n = mr * nr;
+    double e_sr = tu_rel_err(got_s, got_r, n);
+    double e_sd = tu_rel_err(got_s, want, n);
+    double e_rd = tu_rel_err(got_r, want, n);
+    ck_assert_msg(e_sr <= TOL && e_sd <= TOL && e_rd <= TOL,
+                  "%s gemm mr=%zu nr=%zu kc=%zu acc=%d ldc=%zu: rel err "
+                  "simd/scalar %.3g simd/double %.3g scalar/double %.3g",
+                  simd->isa, mr, nr, kc, acc, ldc, e_sr, e_sd, e_rd);
+}
+
+START_TEST(test_gemm_simd_vs_scalar)
+{
+    static const size_t kcs[] = {1, 2, 3, 7, 16, 33, 256, 577};
+    const size_t kmax = 577;
+    const vae_kernel_table *simd = simd_table("gemm");
+    ck_assert_uint_eq(simd->gemm_mr, MR);
+    ck_assert_uint_eq(simd->gemm_nr, NR);
+
+    float *a = malloc(kmax * MR * sizeof *a);
+    float *b = malloc(kmax * NR * sizeof *b);
+    const size_t clen_max = (MR + 3) * (NR + 8);
+    float *c1 = malloc(clen_max * sizeof *c1);
+    float *c2 = malloc(clen_max * sizeof *c2);
+    ck_assert(a && b && c1 && c2);
+
+    for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++) {
+        const size_t kc = kcs[ki];
+        for (size_t mr = 1; mr <= MR; mr++)
+            for (size_t nr = 1; nr <= NR; nr++) {
+                /* Packed panels as the packer leaves them: zero padded. */
+                for (size_t k = 0; k < kc; k++) {
+                    for (size_t i = 0; i < MR; i++) a[k * MR + i] = i < mr ? frand() : 0.0f;
+                    for (size_t j = 0; j < NR; j++) b[k * NR + j] = j < nr ? frand() : 0.0f;
+                }
+                /* ldc just past the tile, and wider than a full tile. */
+                const size_t ldcs[2] = {nr + 1, NR + 8};
+                for (int li = 0; li < 2; li++)
+                    for (int acc = 0; acc <= 1; acc++) {
+                        size_t clen = (MR + 3) * ldcs[li];
+                        gemm_case(simd, mr, nr, kc, acc, ldcs[li], a, b, c1, c2, clen);
+                    }
+            }
+    }
+    free(a);
+    free(b);
+    free(c1);
+    free(c2);
+}
+END_TEST
+
+/* Same inputs, same kernel: same bits (no dependence on alignment of C). */
+START_TEST(test_gemm_deterministic)
+{
+    const vae_kernel_table *t = simd_table("gemm determinism");
+    const size_t kc = 77;
+    float a[77 * MR], b[77 * NR], c1[MR * NR + 1], c2[MR * NR + 1];
+    for (size_t i = 0; i < kc * MR; i++) a[i] = frand();
+    for (size_t i = 0; i < kc * NR; i++) b[i] = frand();
+    t->gemm(MR, NR, kc, a, b, c1, NR, 0);
+    t->gemm(MR, NR, kc, a, b, c2 + 1, NR, 0); /* misaligned C */
+    ck_assert(memcmp(c1, c2 + 1, MR * NR * sizeof *c1) == 0);
+}
+END_TEST
+
+/* ---- packing ----------------------------------------------------------------- */
+
+static void check_packed_a(const float *p, size_t m, size_t kc, const float *a, size_t lda)
+{
+    for (size_t i0 = 0; i0 < m; i0 += MR)
+        for (size_t k = 0; k < kc; k++)
+            for (size_t r = 0; r < MR; r++) {
+                float want = i0 + r < m ? a[(i0 + r) * lda + k] : 0.0f;
+                ck_assert_msg(fbits(p[(i0 / MR) * kc * MR + k * MR + r]) == fbits(want),
+                              "pack_a m=%zu kc=%zu: panel %zu k=%zu r=%zu", m, kc,
+                              i0 / MR, k, r);
+            }
+}
+
+static void check_packed_b(const float *p, size_t kc, size_t n, const float *b, size_t ldb)
+{
+    for (size_t j0 = 0; j0 < n; j0 += NR)
+        for (size_t k = 0; k < kc; k++)
+            for (size_t j = 0; j < NR; j++) {
+                float want = j0 + j < n ? b[k * ldb + j0 + j] : 0.0f;
+                ck_assert_msg(fbits(p[(j0 / NR) * kc * NR + k * NR + j]) == fbits(want),
+                              "pack_b kc=%zu n=%zu: panel %zu k=%zu j=%zu", kc, n,
+                              j0 / NR, k, j);
+            }
+}
+
+/* C = A*B through packed panels, k split in two blocks (the second one
+ * accumulating) when ksplit < kc: how the ops use the kernels. */
+static void packed_matmul(const vae_kernel_table *t, size_t m, size_t n, size_t kc,
+                          size_t ksplit, const float *a, size_t lda, const float *b,
+                          size_t ldb, float *c, size_t ldc)
+{
+    const size_t pm = (m + MR - 1) / MR, pn = (n + NR - 1) / NR;
+    for (size_t k0 = 0; k0 < kc; k0 += ksplit) {
+        const size_t kb = kc - k0 < ksplit ? kc - k0 : ksplit;
+        /* Exact sizes, so the sanitizers see any overrun. */
+        float *pa = malloc(pm * kb * MR * sizeof *pa);
+        float *pb = malloc(pn * kb * NR * sizeof *pb);
+        ck_assert(pa && pb);
+        vae_pack_a(MR, m, kb, a + k0, lda, pa);
+        vae_pack_b(NR, kb, n, b + k0 * ldb, ldb, pb);
+        check_packed_a(pa, m, kb, a + k0, lda);
+        check_packed_b(pb, kb, n, b + k0 * ldb, ldb);
+        for (size_t pi = 0; pi < pm; pi++)
+            for (size_t pj = 0; pj < pn; pj++) {
+                size_t mr = m - pi * MR < MR ? m - pi * MR : MR;
+                size_t nr = n - pj * NR < NR ? n - pj * NR : NR;
+                t->gemm(mr, nr, kb, pa + pi * kb * MR, pb + pj * kb * NR,
+                        c + pi * MR * ldc + pj * NR, ldc, k0 != 0);
+            }
+        free(pa);
+        free(pb);
+    }
+}
+
+START_TEST(test_pack_and_gemm)
+{
+    static const size_t ks[] = {1, 5, 19};
+    const vae_kernel_table *tables[2] = {vae_kernels_scalar(), simd_table("pack+gemm")};
+    for (int ti = 0; ti < 2; ti++)
+        for (size_t m = 1; m <= 13; m++)
+            for (size_t n = 1; n <= 35; n++)
+                for (size_t ki = 0; ki < 3; ki++) {
+                    const size_t kc = ks[ki], k0 = 2;
+                    /* Row strides wider than the data; A starts at column k0
+                     * of a wider matrix, as a k block would. */
+                    const size_t lda = k0 + kc + 3, ldb = n + 2, ldc = n + 1;
+                    float *a = malloc(m * lda * sizeof *a);
+                    float *b = malloc(kc * ldb * sizeof *b);
+                    float *c = malloc(m * ldc * sizeof *c);
+                    float *want = malloc(m * n * sizeof *want);
+                    float *got = malloc(m * n * sizeof *got);
+                    ck_assert(a && b && c && want && got);
+                    for (size_t i = 0; i < m * lda; i++) a[i] = frand();
+                    for (size_t i = 0; i < kc * ldb; i++) b[i] = frand();
+                    for (size_t i = 0; i < m; i++)
+                        for (size_t j = 0; j < n; j++) {
+                            double s = 0;
+                            for (size_t k = 0; k < kc; k++)
+                                s += (double)a[i * lda + k0 + k] * (double)b[k * ldb + j];
+                            want[i * n + j] = (float)s;
+                        }
+                    const size_t splits[2] = {kc, (kc + 1) / 2};
+                    for (int si = 0; si < 2; si++) {
+                        for (size_t i = 0; i < m * ldc; i++) c[i] = bitsf(CANARY);
+                        packed_matmul(tables[ti], m, n, kc, splits[si], a + k0, lda, b,
+                                      ldb, c, ldc);
+                        for (size_t i = 0; i < m; i++) {
+                            memcpy(got + i * n, c + i * ldc, n * sizeof *got);
+                            ck_assert(fbits(c[i * ldc + n]) == CANARY);
+                        }
+                        double e = tu_rel_err(got, want, m * n);
+                        ck_assert_msg(e <= TOL, "%s m=%zu n=%zu k=%zu split=%zu: rel err %.3g",
+                                      tables[ti]->isa, m, n, kc, splits[si], e);
+                    }
+                    free(a);
+                    free(b);
+                    free(c);
+                    free(want);
+                    free(got);
+                }
+}
+END_TEST
+
+/* ---- f16 -> f32 -------------------------------------------------------------- */
+
+/* An independent reference: the value by its definition, in double. */
+static float f16_by_definition(uint16_t h)
+{
+    int sign = h >> 15, e = (h >> 10) & 0x1f, mant = h & 0x3ff;
+    double v;
+    if (e == 0x1f) v = mant ? NAN : INFINITY;
+    else if (e == 0) v = ldexp(mant, -24);
+    else v = ldexp(1024 + mant, e - 25);
+    return (float)(sign ? -v : v);
+}
+
+START_TEST(test_f16_scalar_known)
+{
+    static const struct { uint16_t h; uint32_t f; } cases[] = {
+        {0x0000, 0x00000000u}, /* +0 */
+        {0x8000, 0x80000000u}, /* -0 */
+        {0x3c00, 0x3f800000u}, /* 1 */
+        {0xc000, 0xc0000000u}, /* -2 */
+        {0x3800, 0x3f000000u}, /* 0.5 */
+        {0x3555, 0x3eaaa000u}, /* 0.333251953125 */
+        {0x7bff, 0x477fe000u}, /* 65504, largest finite */
+        {0x0400, 0x38800000u}, /* 2^-14, smallest normal */
+        {0x03ff, 0x387fc000u}, /* largest subnormal */
+        {0x0001, 0x33800000u}, /* 2^-24, smallest subnormal */
+        {0x8001, 0xb3800000u}, /* -2^-24 */
+        {0x0200, 0x38000000u}, /* 2^-15 */
+        {0x7c00, 0x7f800000u}, /* +inf */
+        {0xfc00, 0xff800000u}, /* -inf */
+        {0x7e00, 0x7fc00000u}, /* quiet NaN */
+        {0xfe00, 0xffc00000u}, /* negative quiet NaN */
+        {0x7c01, 0x7fc02000u}, /* signalling NaN: payload kept, made quiet */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        float f;
+        vae_f16_f32_cvt_ukernel__scalar(1, &cases[i].h, &f);
+        ck_assert_msg(fbits(f) == cases[i].f, "f16 0x%04x -> 0x%08x, want 0x%08x",
+                      cases[i].h, fbits(f), cases[i].f);
+    }
+}
+END_TEST
+
+START_TEST(test_f16_scalar_all_by_definition)
+{
+    for (uint32_t h = 0; h < 65536; h++) {
+        uint16_t hh = (uint16_t)h;
+        float got, want = f16_by_definition(hh);
+        vae_f16_f32_cvt_ukernel__scalar(1, &hh, &got);
+        if (want != want) {
+            /* NaN: same sign, payload kept in the top mantissa bits, quiet. */
+            uint32_t g = fbits(got);
+            ck_assert_msg(got != got, "0x%04x: want NaN", h);
+            ck_assert_uint_eq(g >> 31, h >> 15);
+            ck_assert_uint_eq((g >> 13) & 0x3ffu, (h & 0x3ffu) | 0x200u);
+            ck_assert_uint_eq(g & 0x1fffu, 0);
+        } else {
+            ck_assert_msg(fbits(got) == fbits(want), "0x%04x -> 0x%08x, want 0x%08x",
+                          h, fbits(got), fbits(want));
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_f16_simd_vs_scalar_all)
+{
+    const vae_kernel_table *t = simd_table("f16 conversion");
+    uint16_t *src = malloc(65536 * sizeof *src);
+    float *a = malloc(65536 * sizeof *a), *b = malloc(65536 * sizeof *b);
+    ck_assert(src && a && b);
+    for (uint32_t h = 0; h < 65536; h++) src[h] = (uint16_t)h;
+    t->f16_to_f32(65536, src, a);
+    vae_f16_f32_cvt_ukernel__scalar(65536, src, b);
+    for (uint32_t h = 0; h < 65536; h++) {
+        if (b[h] != b[h])
+            ck_assert_msg(a[h] != a[h] && signbit(a[h]) == signbit(b[h]),
+                          "%s: 0x%04x should be NaN", t->isa, h);
+        else
+            ck_assert_msg(fbits(a[h]) == fbits(b[h]), "%s: 0x%04x -> 0x%08x, scalar 0x%08x",
+                          t->isa, h, fbits(a[h]), fbits(b[h]));
+    }
+    free(src);
+    free(a);
+    free(b);
+}
+END_TEST
+
+/* Every tail length, unaligned ends, nothing written past n. */
+START_TEST(test_cvt_tails)
+{
+    const vae_kernel_table *t = simd_table("conversion tails");
+    uint16_t src[48];
+    float got[50], want[50];
+    for (size_t i = 0; i < 48; i++) src[i] = (uint16_t)(0x3c00 + 37 * i);
+    for (size_t n = 0; n <= 40; n++) {
+        for (int which = 0; which < 2; which++) {
+            vae_cvt_ukernel_fn f = which ? t->bf16_to_f32 : t->f16_to_f32;
+            vae_cvt_ukernel_fn r = which ? vae_kernels_scalar()->bf16_to_f32
+                                         : vae_kernels_scalar()->f16_to_f32;
+            for (size_t i = 0; i < 50; i++) got[i] = want[i] = bitsf(CANARY);
+            f(n, src + 1, got + 1);
+            r(n, src + 1, want + 1);
+            ck_assert_msg(memcmp(got, want, sizeof got) == 0, "%s tail n=%zu (%s)",
+                          t->isa, n, which ? "bf16" : "f16");
+            ck_assert(fbits(got[0]) == CANARY && fbits(got[n + 1]) == CANARY);
+        }
+    }
+}
+END_TEST
+
+/* ---- bf16 -> f32 ------------------------------------------------------------- */
+
+START_TEST(test_bf16_known)
+{
+    static const struct { uint16_t h; uint32_t f; } cases[] = {
+        {0x0000, 0x00000000u}, {0x8000, 0x80000000u}, {0x3f80, 0x3f800000u},
+        {0xc000, 0xc0000000u}, {0x4049, 0x40490000u}, /* 3.140625 */
+        {0x7f7f, 0x7f7f0000u}, /* largest finite */
+        {0x0001, 0x00010000u}, /* subnormal */
+        {0x7f80, 0x7f800000u}, {0xff80, 0xff800000u}, {0x7fc0, 0x7fc00000u},
+        {0x7f81, 0x7f810000u}, /* signalling NaN, kept as is */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        float f;
+        vae_bf16_f32_cvt_ukernel__scalar(1, &cases[i].h, &f);
+        ck_assert_msg(fbits(f) == cases[i].f, "bf16 0x%04x -> 0x%08x", cases[i].h, fbits(f));
+    }
+    float pi;
+    uint16_t h = 0x4049;
+    vae_bf16_f32_cvt_ukernel__scalar(1, &h, &pi);
+    ck_assert(pi == 3.140625f);
+
+    const vae_kernel_table *t = simd_table("bf16 conversion");
+    uint16_t *src = malloc(65536 * sizeof *src);
+    float *a = malloc(65536 * sizeof *a);
+    ck_assert(src && a);
+    for (uint32_t x = 0; x < 65536; x++) src[x] = (uint16_t)x;
+    t->bf16_to_f32(65536, src, a);
+    for (uint32_t x = 0; x < 65536; x++) ck_assert_uint_eq(fbits(a[x]), x << 16);
+    free(src);
+    free(a);
+}
+END_TEST
+
+/* ---- ISA selection ------------------------------------------------------------- */
+
+START_TEST(test_set_max_isa)
+{
+    const vae_kernel_table *best = vae_kernels();
+    ck_assert_ptr_nonnull(best);
+    vae_kernels_set_max_isa(VAE_ISA_SCALAR);
+    ck_assert_ptr_eq(vae_kernels(), vae_kernels_scalar());
+    ck_assert_str_eq(vae_kernels()->isa, "scalar");
+    vae_kernels_set_max_isa(VAE_ISA_BEST);
+    ck_assert_ptr_eq(vae_kernels(), best);
+    printf("note: kernels in use: %s\n", best->isa);
+}
+END_TEST
+
+/* Runs this binary again with SDXLVAE_ISA=value (NULL: unset) in --print-isa
+ * mode; returns its output in buf, or 0 when it cannot be re-executed. */
+static int isa_of_child(const char *value, char *buf, size_t len)
+{
+    int fd[2];
+    ck_assert_int_eq(pipe(fd), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(fd[1], 1);
+        close(fd[0]);
+        close(fd[1]);
+        if (value) setenv("SDXLVAE_ISA", value, 1);
+        else unsetenv("SDXLVAE_ISA");
+        execl("/proc/self/exe", "test_kernels", "--print-isa", (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < len && ((r = read(fd[0], buf + got, len - 1 - got)) > 0 || (r < 0 && errno == EINTR)))
+        if (r > 0) got += (size_t)r;
+    buf[got] = 0;
+    close(fd[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 127) return 0;
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "--print-isa child failed");
+    return 1;
+}
+
+START_TEST(test_env_isa)
+{
+    char buf[64];
+    if (!isa_of_child("scalar", buf, sizeof buf)) {
+        printf("note: cannot re-execute /proc/self/exe: SDXLVAE_ISA test skipped\n");
+        return;
+    }
+    ck_assert_str_eq(buf, "scalar\n");
+
+    /* Unset (or an unknown value): whatever the hardware gives, which is what
+     * this process has unless it runs under SDXLVAE_ISA=scalar itself. */
+    const char *mine = getenv("SDXLVAE_ISA");
+    if (!mine || strcmp(mine, "scalar") != 0) {
+        char want[64];
+        snprintf(want, sizeof want, "%s\n", vae_kernels()->isa);
+        ck_assert(isa_of_child(NULL, buf, sizeof buf));
+        ck_assert_str_eq(buf, want);
+        ck_assert(isa_of_child("no-such-isa", buf, sizeof buf));
+        ck_assert_str_eq(buf, want);
+    }
+}
+END_TEST
+
+/* --print-isa: first use of the dispatcher from several threads at once;
+ * all must see the same table. */
+static void *first_use(void *arg)
+{
+    *(const vae_kernel_table **)arg = vae_kernels();
+    return NULL;
+}
+
+static int print_isa(void)
+{
+    enum { NT = 8 };
+    pthread_t th[NT];
+    const vae_kernel_table *seen[NT];
+    for (int i = 0; i < NT; i++)
+        if (pthread_create(&th[i], NULL, first_use, &seen[i]) != 0) return 2;
+    for (int i = 0; i < NT; i++) pthread_join(th[i], NULL);
+    for (int i = 1; i < NT; i++)
+        if (seen[i] != seen[0]) return 3;
+    printf("%s\n", seen[0]->isa);
+    return 0;
+}
+
+static Suite *kernels_suite(void)
+{
+    Suite *s = suite_create("kernels");
+    TCase *tc = tcase_create("gemm");
+    tcase_set_timeout(tc, 600); /* sanitizer builds on a busy machine */
+    tcase_add_test(tc, test_gemm_simd_vs_scalar);
+    tcase_add_test(tc, test_gemm_deterministic);
+    tcase_add_test(tc, test_pack_and_gemm);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("convert");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_f16_scalar_known);
+    tcase_add_test(tc, test_f16_scalar_all_by_definition);
+    tcase_add_test(tc, test_f16_simd_vs_scalar_all);
+    tcase_add_test(tc, test_cvt_tails);
+    tcase_add_test(tc, test_bf16_known);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("dispatch");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_set_max_isa);
+    tcase_add_test(tc, test_env_isa);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--print-isa") == 0) return print_isa();
+
+    SRunner *sr = srunner_create(kernels_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
