@@ -170,6 +170,11 @@ VAE_API int32_t vae_get_info(const vae_model *model, vae_model_info *info);
 #define VAE_FLAG_RAW_LATENT (1u << 0)
 /* vae_encode draws a sample of the posterior (seeded) instead of its mean. */
 #define VAE_FLAG_SAMPLE (1u << 1)
+/* Every convolution in its direct form. By default the stride-1 3x3 ones
+ * use Winograd's F(4x4, 3x3), a little faster than 2x with slightly more
+ * rounding (both stay far inside 1e-4 of the reference; docs/performance.md
+ * has the figures). */
+#define VAE_FLAG_DIRECT_CONV (1u << 2)
 
 typedef struct vae_run_options {
     uint32_t size;      /* sizeof(vae_run_options): set by the init function */

@@ -278,9 +278,9 @@ static int32_t get_run_opts(const vae_model *m, const vae_run_options *opts, vae
     if (opts && !copy_opts(o, sizeof *o, opts, "vae_run_options", m, &rc)) return rc;
     if (o->n_threads < 0)
         return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: n_threads is %d (must be >= 0)", fn, o->n_threads);
-    if (o->flags & ~(VAE_FLAG_RAW_LATENT | VAE_FLAG_SAMPLE))
-        return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: unknown flags 0x%x", fn,
-                    o->flags & ~(VAE_FLAG_RAW_LATENT | VAE_FLAG_SAMPLE));
+    const uint32_t known = VAE_FLAG_RAW_LATENT | VAE_FLAG_SAMPLE | VAE_FLAG_DIRECT_CONV;
+    if (o->flags & ~known)
+        return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: unknown flags 0x%x", fn, o->flags & ~known);
     if (o->reserved) return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: reserved must be 0", fn);
     return VAE_OK;
 }
@@ -310,6 +310,7 @@ static int32_t encode_common(const vae_model *m, const float *image, int32_t n, 
     float *mom = NULL;
     if ((rc = vae_ctx_init(&ctx, resolve_threads(o.n_threads ? o.n_threads : m->n_threads), &e)) != VAE_OK)
         return report(m, &e);
+    ctx.winograd = !(o.flags & VAE_FLAG_DIRECT_CONV);
     if (!want_moments && !(mom = vae_alloc_floats((uint64_t)2 * (uint64_t)C * lhw))) {
         rc = vae_fail(&e, VAE_ERR_NO_MEMORY, "%s: out of memory", fn);
         goto out;
@@ -378,6 +379,7 @@ int32_t vae_decode(const vae_model *m, const float *latent, int32_t n, int32_t l
     float *z = NULL;
     if ((rc = vae_ctx_init(&ctx, resolve_threads(o.n_threads ? o.n_threads : m->n_threads), &e)) != VAE_OK)
         return report(m, &e);
+    ctx.winograd = !(o.flags & VAE_FLAG_DIRECT_CONV);
     if (!(z = vae_alloc_floats(lsz))) {
         rc = vae_fail(&e, VAE_ERR_NO_MEMORY, "%s: out of memory", fn);
         goto out;

@@ -80,6 +80,7 @@ static double check_close(const char *what, const char *dir, const float *ours, 
 }
 
 /* The four outputs of one fixture; returns them in out[] for comparisons. */
+static uint32_t extra_flags; /* VAE_FLAG_DIRECT_CONV for the direct-path run */
 static void run_fixture(int idx, int threads, float *out[4], uint64_t sizes[4])
 {
     const char *dir = fixtures[idx].dir;
@@ -90,7 +91,7 @@ static void run_fixture(int idx, int threads, float *out[4], uint64_t sizes[4])
     int32_t n = (int32_t)img.shape[0], h = (int32_t)img.shape[2], w = (int32_t)img.shape[3];
     vae_run_options ro;
     vae_run_options_init(&ro);
-    ro.flags = VAE_FLAG_RAW_LATENT;
+    ro.flags = VAE_FLAG_RAW_LATENT | extra_flags;
 
     ck_assert_uint_eq(mom.shape[1], 2 * (uint64_t)vae_latent_channels(m));
     sizes[0] = mom.count;
@@ -142,6 +143,18 @@ START_TEST(test_fixture_parity)
     float *o[4];
     uint64_t s[4];
     run_fixture(_i, 1, o, s);
+    free4(o);
+}
+END_TEST
+
+/* The direct convolutions (no Winograd) pass parity too. */
+START_TEST(test_direct_conv_parity)
+{
+    float *o[4];
+    uint64_t s[4];
+    extra_flags = VAE_FLAG_DIRECT_CONV;
+    run_fixture(_i, 2, o, s);
+    extra_flags = 0;
     free4(o);
 }
 END_TEST
@@ -256,6 +269,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_fixture_parity, 0, n_fixtures);
     tcase_add_loop_test(tc, test_threads_bit_identical, 0, n_fixtures);
+    tcase_add_loop_test(tc, test_direct_conv_parity, 0, n_fixtures);
     tcase_add_loop_test(tc, test_scalar_path_parity, 0, n_fixtures);
     tcase_add_test(tc, test_sample_and_scaling);
     suite_add_tcase(s, tc);

@@ -127,8 +127,23 @@ static int32_t take_norm(loader *L, const char *base, int32_t c, vae_norm *n)
     return take(L, base, ".bias", 1, s, &n->beta);
 }
 
+/* How a conv's weights are kept: packed for the GEMM kernels (1x1 and the
+ * stride-2 Downsample), folded into 2x2 kernels (an Upsample's), or as
+ * stored (stride-1 3x3: Winograd transforms them per call). */
+#define CONV_PACKED 0
+#define CONV_FOLDED_UP 1
+#define CONV_RAW3X3 2
+
+static int32_t take_conv_ex(loader *L, const char *base, int32_t cout, int32_t cin, int32_t k,
+                            vae_conv *cv, int form);
 static int32_t take_conv(loader *L, const char *base, int32_t cout, int32_t cin, int32_t k,
                          vae_conv *cv)
+{
+    return take_conv_ex(L, base, cout, cin, k, cv, k == 3 ? CONV_RAW3X3 : CONV_PACKED);
+}
+
+static int32_t take_conv_ex(loader *L, const char *base, int32_t cout, int32_t cin, int32_t k,
+                            vae_conv *cv, int form)
 {
     int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
     float *w = NULL;
@@ -141,8 +156,14 @@ static int32_t take_conv(loader *L, const char *base, int32_t cout, int32_t cin,
         vae_free_aligned(w);
         return rc;
     }
-    rc = vae_packed_init(&cv->w, (size_t)cout, (size_t)cin * (size_t)k * (size_t)k,
-                         L->kt->gemm_mr, w);
+    if (form == CONV_FOLDED_UP) {
+        rc = vae_conv_prepare_upsample(cv, w, L->kt->gemm_mr);
+    } else if (form == CONV_RAW3X3) {
+        cv->w_raw = w; /* kept as stored: Winograd transforms it per call */
+        return VAE_OK;
+    } else
+        rc = vae_packed_init(&cv->w, (size_t)cout, (size_t)cin * (size_t)k * (size_t)k,
+                             L->kt->gemm_mr, w);
     vae_free_aligned(w);
     if (rc != VAE_OK)
         return vae_fail(L->err, rc, "%s: out of memory packing '%s.weight'", L->f.path, base);
@@ -204,7 +225,7 @@ static int32_t take_encoder(loader *L, vae_coder *e)
         if (l != a->levels - 1) {
             lv->has_sample = 1;
             vae_name_sample(&L->nm, b, sizeof b, 0, l);
-            if ((rc = take_conv(L, b, cin, cin, 3, &lv->sample)) != VAE_OK) return rc;
+            if ((rc = take_conv_ex(L, b, cin, cin, 3, &lv->sample, CONV_PACKED)) != VAE_OK) return rc;
         }
     }
     if ((rc = take_mid(L, 0, e)) != VAE_OK) return rc;
@@ -235,7 +256,7 @@ static int32_t take_decoder(loader *L, vae_coder *d)
         if (l != 0) {
             lv->has_sample = 1;
             vae_name_sample(&L->nm, b, sizeof b, 1, l);
-            if ((rc = take_conv(L, b, cin, cin, 3, &lv->sample)) != VAE_OK) return rc;
+            if ((rc = take_conv_ex(L, b, cin, cin, 3, &lv->sample, CONV_FOLDED_UP)) != VAE_OK) return rc;
         }
     }
     vae_name_top(&L->nm, b, sizeof b, 1, "norm_out");
@@ -246,8 +267,7 @@ static int32_t take_decoder(loader *L, vae_coder *d)
 
 static void free_conv(vae_conv *c)
 {
-    vae_packed_free(&c->w);
-    vae_free_aligned(c->bias);
+    vae_conv_free(c);
 }
 
 static void free_norm(vae_norm *n)

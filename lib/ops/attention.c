@@ -34,7 +34,7 @@ static void att_item(void *arg, size_t item, int thread)
     vae_packed_fill(&a, bq, c, kt->gemm_mr, j->qt + i0 * c, j->pk[thread]);
     vae_matrix kb = {j->k, n};
     for (size_t n0 = 0; n0 < n; n0 += VAE_GEMM_NC)
-        vae_gemm_chunk(kt, &a, n0, min_sz(VAE_GEMM_NC, n - n0), vae_bpack_matrix, &kb, s, n, 0,
+        vae_gemm_chunk(kt, &a, n0, min_sz(VAE_GEMM_NC, n - n0), vae_bpack_matrix, &kb, s + n0, n, 0,
                        bbuf);
     /* row softmax */
     for (size_t i = 0; i < bq; i++) {
@@ -52,7 +52,7 @@ static void att_item(void *arg, size_t item, int thread)
     vae_packed_fill(&a, bq, n, kt->gemm_mr, s, j->pk[thread]);
     vae_matrix vb = {j->vt, c};
     for (size_t n0 = 0; n0 < c; n0 += VAE_GEMM_NC)
-        vae_gemm_chunk(kt, &a, n0, min_sz(VAE_GEMM_NC, c - n0), vae_bpack_matrix, &vb, o, c, 0,
+        vae_gemm_chunk(kt, &a, n0, min_sz(VAE_GEMM_NC, c - n0), vae_bpack_matrix, &vb, o + n0, c, 0,
                        bbuf);
     for (size_t i = 0; i < bq; i++)
         for (size_t ch = 0; ch < c; ch++) j->out[ch * n + i0 + i] = o[i * c + ch];

@@ -6,7 +6,12 @@
  * never stored either. */
 #include "ops/ops.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+/* mode VAE_CONV_SUB (internal): a ksize x ksize window whose top-left tap
+ * is at (oy + by, ox + bx): the 2x2 kernels of the folded Upsample. */
+#define VAE_CONV_SUB 3
 
 typedef struct conv_src {
     const float *in;
@@ -14,6 +19,7 @@ typedef struct conv_src {
     int32_t ow;          /* output width */
     int32_t ksize;
     int mode;
+    int32_t by, bx;      /* VAE_CONV_SUB only */
 } conv_src;
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
@@ -29,6 +35,8 @@ static int64_t tap_offset(const conv_src *s, int32_t oy, int32_t ox, int32_t ky,
         iy = oy + ky - 1; ix = ox + kx - 1;
     } else if (s->mode == VAE_CONV_DOWN2) {
         iy = 2 * oy + ky; ix = 2 * ox + kx;
+    } else if (s->mode == VAE_CONV_SUB) {
+        iy = oy + ky + s->by; ix = ox + kx + s->bx;
     } else { /* VAE_CONV_UP2: the tap in the upsampled image, then halved */
         iy = oy + ky - 1; ix = ox + kx - 1;
         iy = iy < 0 ? -1 : iy / 2;
@@ -105,7 +113,7 @@ static void conv_item(void *arg, size_t item, int thread)
     size_t n0 = item * VAE_GEMM_NC, nc = min_sz(VAE_GEMM_NC, j->npix - n0);
     int direct = j->cv->ksize == 1 && j->src.mode == VAE_CONV_SAME;
     vae_gemm_chunk(j->ctx->kt, &j->cv->w, n0, nc, direct ? direct_pack : im2col_pack, &j->src,
-                   j->out, j->npix, j->accumulate, j->ctx->scratch[thread]);
+                   j->out + n0, j->npix, j->accumulate, j->ctx->scratch[thread]);
     /* bias after the sum: the chunk is still in cache */
     for (int32_t co = 0; co < j->cv->cout; co++) {
         float b = j->cv->bias[co];
@@ -114,9 +122,158 @@ static void conv_item(void *arg, size_t item, int thread)
     }
 }
 
+/*
+ * Nearest-2x upsampling then a 3x3 conv (pad 1) is, for each parity (py, px)
+ * of the output pixel (2y+py, 2x+px), a 2x2 conv of the low-resolution input:
+ * the upsampled rows 2y+py-1 .. 2y+py+1 are the input rows y-1, y, y (py=0)
+ * or y, y, y+1 (py=1), so taps that land on the same input row add their
+ * weights. Zero padding of the upsampled image is zero padding of the input.
+ * Exact up to the rounding of the summed weights.
+ */
+static const int sub_rows[2][2][2] = {
+    /* [parity][window row d] -> range of 3x3 kernel rows folded into it */
+    {{0, 0}, {1, 2}}, /* py = 0: window rows y-1, y */
+    {{0, 1}, {2, 2}}, /* py = 1: window rows y, y+1 */
+};
+
+int32_t vae_conv_prepare_upsample(vae_conv *cv, const float *w, size_t mr)
+{
+    size_t cout = (size_t)cv->cout, cin = (size_t)cv->cin, K = cin * 4;
+    float *tmp = vae_alloc_floats((uint64_t)cout * K);
+    if (!tmp) return VAE_ERR_NO_MEMORY;
+    int32_t rc = VAE_OK;
+    for (int p = 0; p < 4 && rc == VAE_OK; p++) {
+        int py = p >> 1, px = p & 1;
+        for (size_t co = 0; co < cout; co++)
+            for (size_t ci = 0; ci < cin; ci++)
+                for (int dy = 0; dy < 2; dy++)
+                    for (int dx = 0; dx < 2; dx++) {
+                        float sum = 0.0f;
+                        for (int ky = sub_rows[py][dy][0]; ky <= sub_rows[py][dy][1]; ky++)
+                            for (int kx = sub_rows[px][dx][0]; kx <= sub_rows[px][dx][1]; kx++)
+                                sum += w[((co * cin + ci) * 3 + (size_t)ky) * 3 + (size_t)kx];
+                        tmp[co * K + ci * 4 + (size_t)(dy * 2 + dx)] = sum;
+                    }
+        rc = vae_packed_init(&cv->sub[p], cout, K, mr, tmp);
+    }
+    vae_free_aligned(tmp);
+    if (rc == VAE_OK) cv->has_sub = 1;
+    return rc;
+}
+
+void vae_conv_free(vae_conv *cv)
+{
+    vae_free_aligned(cv->w_raw);
+    cv->w_raw = NULL;
+    vae_packed_free(&cv->w);
+    for (int p = 0; p < 4; p++) vae_packed_free(&cv->sub[p]);
+    vae_free_aligned(cv->bias);
+    cv->bias = NULL;
+    cv->has_sub = 0;
+}
+
+typedef struct up_job {
+    const vae_ctx *ctx;
+    const vae_conv *cv;
+    conv_src src;        /* the low-resolution input */
+    float *out;          /* cout x 2h x 2w */
+    size_t npix;         /* h * w */
+    float **tmp;         /* per thread: cout x VAE_GEMM_NC */
+} up_job;
+
+static void up_item(void *arg, size_t item, int thread)
+{
+    up_job *j = arg;
+    size_t n0 = item * VAE_GEMM_NC, nc = min_sz(VAE_GEMM_NC, j->npix - n0);
+    const size_t w = (size_t)j->src.w, ow = 2 * w, opix = 4 * j->npix;
+    float *tmp = j->tmp[thread];
+    for (int p = 0; p < 4; p++) {
+        int py = p >> 1, px = p & 1;
+        conv_src s = j->src;
+        s.by = py ? 0 : -1;
+        s.bx = px ? 0 : -1;
+        vae_gemm_chunk(j->ctx->kt, &j->cv->sub[p], n0, nc, im2col_pack, &s, tmp, nc, 0,
+                       j->ctx->scratch[thread]);
+        /* scatter to the parity's pixels, adding the bias */
+        for (int32_t co = 0; co < j->cv->cout; co++) {
+            const float *t = tmp + (size_t)co * nc;
+            float *o = j->out + (size_t)co * opix;
+            float b = j->cv->bias[co];
+            size_t y = n0 / w, x = n0 % w;
+            for (size_t q = 0; q < nc; q++) {
+                o[(2 * y + (size_t)py) * ow + 2 * x + (size_t)px] = t[q] + b;
+                if (++x == w) { x = 0; y++; }
+            }
+        }
+    }
+}
+
+static int32_t conv_upsample_folded(vae_ctx *ctx, const vae_conv *cv, const float *in, int32_t h,
+                                    int32_t w, float *out, vae_error *err)
+{
+    up_job j;
+    memset(&j, 0, sizeof j);
+    j.ctx = ctx;
+    j.cv = cv;
+    j.src.in = in;
+    j.src.h = h;
+    j.src.w = w;
+    j.src.ow = w;
+    j.src.ksize = 2;
+    j.src.mode = VAE_CONV_SUB;
+    j.out = out;
+    j.npix = (size_t)h * (size_t)w;
+    j.tmp = calloc((size_t)ctx->n_threads, sizeof *j.tmp);
+    int32_t rc = VAE_OK;
+    if (!j.tmp) return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory in an upsample conv");
+    for (int i = 0; i < ctx->n_threads; i++)
+        if (!(j.tmp[i] = vae_alloc_floats((uint64_t)cv->cout * VAE_GEMM_NC))) {
+            rc = vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory in an upsample conv");
+            break;
+        }
+    if (rc == VAE_OK) vae_pool_run(ctx->pool, (j.npix + VAE_GEMM_NC - 1) / VAE_GEMM_NC, up_item, &j);
+    for (int i = 0; i < ctx->n_threads; i++) vae_free_aligned(j.tmp[i]);
+    free(j.tmp);
+    return rc;
+}
+
+/* Winograd pays when there are channels to amortise the transforms over;
+ * the RGB-facing convs (3 channels on one side) stay direct. */
+static int use_winograd(const vae_ctx *ctx, const vae_conv *cv)
+{
+    return ctx->winograd && cv->cin >= 16 && cv->cout >= 16;
+}
+
 int32_t vae_conv2d(vae_ctx *ctx, const vae_conv *cv, int mode, const float *in, int32_t h,
                    int32_t w, float *out, int accumulate, vae_error *err)
 {
+    if (cv->w_raw && mode == VAE_CONV_SAME && cv->ksize == 3) {
+        int32_t rc;
+        double t0 = ctx->prof ? vae_now() : 0;
+        if (use_winograd(ctx, cv)) {
+            rc = vae_conv3x3_winograd(ctx, cv, cv->w_raw, in, h, w, out, accumulate, err);
+            vae_prof_add(ctx, VAE_PROF_CONV3X3, t0, 2.0 * cv->cout * cv->cin * 9 * (double)h * w);
+            return rc;
+        }
+        /* direct: pack the weights for this call */
+        vae_conv tmp = *cv;
+        tmp.w_raw = NULL;
+        if (vae_packed_init(&tmp.w, (size_t)cv->cout, (size_t)cv->cin * 9, ctx->kt->gemm_mr,
+                            cv->w_raw) != VAE_OK)
+            return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory packing a convolution");
+        rc = vae_conv2d(ctx, &tmp, mode, in, h, w, out, accumulate, err);
+        vae_packed_free(&tmp.w);
+        return rc;
+    }
+    if (mode == VAE_CONV_UP2 && cv->has_sub && !accumulate) {
+        if (cv->sub[0].mr != ctx->kt->gemm_mr)
+            return vae_fail(err, VAE_ERR_INTERNAL, "weights packed for MR=%zu, kernel wants %zu",
+                            cv->sub[0].mr, ctx->kt->gemm_mr);
+        double t0 = ctx->prof ? vae_now() : 0;
+        int32_t rc = conv_upsample_folded(ctx, cv, in, h, w, out, err);
+        vae_prof_add(ctx, VAE_PROF_CONV_UP, t0, 2.0 * cv->cout * cv->cin * 9 * 4.0 * h * w);
+        return rc;
+    }
     int32_t oh = h, ow = w;
     if (mode == VAE_CONV_DOWN2) { oh = h / 2; ow = w / 2; }
     if (mode == VAE_CONV_UP2) { oh = h * 2; ow = w * 2; }

@@ -77,7 +77,7 @@ void vae_gemm_chunk(const vae_kernel_table *kt, const vae_packed *a, size_t n0, 
         for (size_t mp = 0; mp < panels; mp++) {
             size_t mr = min_sz(MR, m - mp * MR);
             const float *ap = ablock + mp * kc * MR;
-            float *crow = c + mp * MR * ldc + n0;
+            float *crow = c + mp * MR * ldc;
             for (size_t np = 0; np * NR < nc; np++) {
                 size_t nr = min_sz(NR, nc - np * NR);
                 kt->gemm(mr, nr, kc, ap, bbuf + np * kc * NR, crow + np * NR, ldc, acc);
@@ -107,7 +107,7 @@ static void gemm_item(void *arg, size_t item, int thread)
     gemm_job *j = arg;
     size_t n0 = item * VAE_GEMM_NC;
     vae_gemm_chunk(j->ctx->kt, j->a, n0, min_sz(VAE_GEMM_NC, j->n - n0), vae_bpack_matrix,
-                   &j->b, j->c, j->ldc, j->accumulate, j->ctx->scratch[thread]);
+                   &j->b, j->c + n0, j->ldc, j->accumulate, j->ctx->scratch[thread]);
 }
 
 int32_t vae_gemm(vae_ctx *ctx, size_t m, size_t n, size_t k, const float *a, size_t lda,
@@ -137,6 +137,7 @@ int32_t vae_ctx_init(vae_ctx *ctx, int n_threads, vae_error *err)
 {
     memset(ctx, 0, sizeof *ctx);
     ctx->kt = vae_kernels();
+    ctx->winograd = 1;
     ctx->pool = vae_pool_create(n_threads);
     if (!ctx->pool) return vae_fail(err, VAE_ERR_NO_MEMORY, "cannot start %d threads", n_threads);
     ctx->n_threads = vae_pool_threads(ctx->pool);

@@ -34,7 +34,20 @@ typedef struct vae_conv {
     int32_t cout, cin, ksize;       /* ksize 1 or 3 */
     float *bias;                    /* cout */
     vae_packed w;                   /* cout x (cin*ksize*ksize) */
+    /* For an Upsample's conv: the 3x3 kernel folded into four 2x2 kernels,
+     * one per output pixel parity (see conv2d.c); w is then unused. */
+    vae_packed sub[4];
+    int has_sub;
+    /* For stride-1 3x3 convs: the weights as stored (cout x cin x 3 x 3),
+     * which the Winograd path transforms per call; w is then unused. */
+    float *w_raw;
 } vae_conv;
+
+/* Prepares cv (cout, cin set, ksize 3) to run VAE_CONV_UP2 as four 2x2
+ * convolutions on the low-resolution input: 16 instead of 36
+ * multiply-adds per input pixel and channel pair. w is cout x cin x 3 x 3. */
+VAE_HIDDEN int32_t vae_conv_prepare_upsample(vae_conv *cv, const float *w, size_t mr);
+VAE_HIDDEN void vae_conv_free(vae_conv *cv);
 
 typedef struct vae_norm {
     int32_t c;
@@ -67,6 +80,7 @@ typedef struct vae_ctx {
     int n_threads;
     float **scratch;                /* one B-packing buffer per thread */
     vae_profile *prof;              /* NULL unless profiling */
+    int winograd;                   /* 0: direct convolutions only */
 } vae_ctx;
 
 static inline void vae_prof_add(vae_ctx *ctx, int kind, double t0, double flops)
@@ -93,6 +107,11 @@ VAE_HIDDEN int32_t vae_conv2d(vae_ctx *ctx, const vae_conv *cv, int mode, const 
                               int32_t h, int32_t w, float *out, int accumulate,
                               vae_error *err);
 
+/* The Winograd F(4x4, 3x3) path of vae_conv2d (winograd.c). */
+VAE_HIDDEN int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const float *w_raw,
+                                        const float *in, int32_t h, int32_t w, float *out,
+                                        int accumulate, vae_error *err);
+
 /* out = GroupNorm(in) (then SiLU when silu). in and out may alias. */
 VAE_HIDDEN void vae_groupnorm(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float eps,
                               const float *in, int32_t h, int32_t w, float *out, int silu);
@@ -116,7 +135,8 @@ typedef void (*vae_bpack_fn)(const void *src, size_t k0, size_t kc, size_t n0, s
                              size_t nr, float *dst);
 
 /* One column block of C = A * B (+ C): the serial core of every driver.
- * bbuf holds VAE_GEMM_KC * round_up(nc, NR) floats. */
+ * c points at column n0 of C (row stride ldc); bbuf holds
+ * VAE_GEMM_KC * round_up(nc, NR) floats. */
 VAE_HIDDEN void vae_gemm_chunk(const vae_kernel_table *kt, const vae_packed *a, size_t n0,
                                size_t nc, vae_bpack_fn pack, const void *bsrc, float *c,
                                size_t ldc, int accumulate, float *bbuf);

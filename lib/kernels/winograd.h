@@ -1,0 +1,22 @@
+/*
+ * winograd.h - the transforms of Winograd's F(4x4, 3x3) (Lavin & Gray 2015,
+ * interpolation points 0, 1, -1, 2, -2, infinity): a 3x3 convolution
+ * computed on 6x6 input tiles as 36 independent channel products, 4x fewer
+ * multiplications than the direct form. The products themselves run on the
+ * GEMM microkernels; only the transforms live here.
+ */
+#ifndef SDXLVAE_KERNELS_WINOGRAD_H
+#define SDXLVAE_KERNELS_WINOGRAD_H
+
+#include <stddef.h>
+
+#define VAE_HIDDEN __attribute__((visibility("hidden")))
+
+/* V = B^T d B: d is a 6x6 tile (row-major), v[xi * vstride] for xi < 36. */
+VAE_HIDDEN void vae_f32_winograd_f4x3_input__scalar(const float *d, float *v, size_t vstride);
+/* U = G g G^T: g is a 3x3 kernel (row-major), u[xi * ustride] for xi < 36. */
+VAE_HIDDEN void vae_f32_winograd_f4x3_weight__scalar(const float *g, float *u, size_t ustride);
+/* Y = A^T M A: m[xi * mstride] for xi < 36, y is a 4x4 tile (row-major). */
+VAE_HIDDEN void vae_f32_winograd_f4x3_output__scalar(const float *m, size_t mstride, float *y);
+
+#endif
