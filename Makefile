@@ -81,14 +81,15 @@ ifneq ($(filter x86_64%,$(ARCH)),)
   ISA_X86 := 1
 endif
 ifeq ($(SIMD),0)
-  LIB_SRC := $(filter-out %-avx2.c %-avx2-fma.c %-f16c.c %-neon.c,$(LIB_SRC))
+  LIB_SRC := $(filter-out %-avx2.c %-avx2-fma.c %-avx512.c %-f16c.c %-neon.c,$(LIB_SRC))
 else ifeq ($(ISA_X86),1)
   LIB_SRC := $(filter-out %-neon.c,$(LIB_SRC))
 else
-  LIB_SRC := $(filter-out %-avx2.c %-avx2-fma.c %-f16c.c,$(LIB_SRC))
+  LIB_SRC := $(filter-out %-avx2.c %-avx2-fma.c %-avx512.c %-f16c.c,$(LIB_SRC))
 endif
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
 $(B)/obj/lib/kernels/%-avx2.o $(B)/obj/lib/kernels/%-avx2-fma.o: ISA_FLAGS := -mavx2 -mfma -mf16c
+$(B)/obj/lib/kernels/%-avx512.o: ISA_FLAGS := -mavx512f -mavx512vl -mfma
 $(B)/obj/lib/kernels/%-f16c.o: ISA_FLAGS := -mavx -mf16c
 
 COMMON_SRC := $(sort $(wildcard examples/common/*.c))
@@ -191,6 +192,35 @@ MODEL ?=
 DEMO_OUT := $(B)/demo
 demo: deps all
 	@sh test/tools/demo.sh "$(MODEL)" "$(DEMO_OUT)"
+
+# ---- benchmark -----------------------------------------------------------------
+# make bench [BENCH_ARGS="-n 5 --big -v ..."]: build/bin/bench times encode and
+# decode against this machine's FMA peak and, with --peer (the default), the
+# PyTorch model of test/reference on the same weights. Not part of `make check`;
+# docs/performance.md says what it prints. The FMA-peak loops get their ISA's
+# flags and are only built (and called) on x86-64.
+BENCH_ARGS ?= --peer
+BENCH_PEER_PKGS := python3-torch libopenblas0-pthread
+BENCH_OBJ :=
+ifeq ($(ISA_X86),1)
+BENCH_OBJ := $(B)/obj/test/bench/fma-peak-avx2.o $(B)/obj/test/bench/fma-peak-avx512.o
+endif
+$(B)/obj/test/bench/fma-peak-avx2.o: ISA_FLAGS := -mavx2 -mfma
+$(B)/obj/test/bench/fma-peak-avx512.o: ISA_FLAGS := -mavx512f
+
+.PHONY: bench
+bench: $(B)/bin/bench $(B)/bin/gen_vae
+	@case " $(BENCH_ARGS) " in *" --peer "*) sh test/tools/ensure-deps.sh $(BENCH_PEER_PKGS) || \
+	  echo "bench: the peer's packages are missing; going on (it reports what it lacks)" ;; esac
+	$(B)/bin/bench $(BENCH_ARGS)
+
+$(B)/bin/bench: test/bench/bench.c test/bench/fma-peak.h $(BENCH_OBJ) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(E) "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -Itest/bench $< -o $@ $(BENCH_OBJ) $(LIB_A) \
+	  $(SAN_LDFLAGS) $(LDFLAGS) $(LIB_LIBS)
+
+-include $(BENCH_OBJ:.o=.d)
 
 # ---- install -------------------------------------------------------------------
 install: all

@@ -1,11 +1,14 @@
 /*
  * test_kernels.c - every SIMD kernel against its scalar twin, the scalar ones
- * against double-precision or independent references, the packers, and the
- * ISA selection (SDXLVAE_ISA, vae_kernels_set_max_isa).
+ * against double-precision or independent references, the packers with
+ * every table's NR, and the ISA selection (SDXLVAE_ISA,
+ * vae_kernels_set_max_isa, vae_kernels_cpu_supports).
  *
- * Where the build has no SIMD kernels (SIMD=0, another architecture) or the
- * CPU lacks them, the "SIMD" table is the scalar one: the tests then compare
- * scalar with scalar, say so, and still pass.
+ * The GEMM kernels are tested one by one, each where the build has it and
+ * the CPU runs it (the others are reported as skipped). The conversion tests
+ * use the table in use; where the build has no SIMD kernels (SIMD=0, another
+ * architecture) or the CPU lacks them, that is the scalar one: they then
+ * compare scalar with scalar, say so, and still pass.
  */
 #include <check.h>
 #include <errno.h>
@@ -19,8 +22,7 @@
 #include "kernels/kernels.h"
 #include "testutil.h"
 
-#define MR 6
-#define NR 16
+#define MR 6 /* every table's (the weights are packed for it at load) */
 #define TOL 1e-5
 
 /* xorshift32: reproducible data without touching rand()'s global state. */
@@ -59,15 +61,62 @@ static const vae_kernel_table *simd_table(const char *what)
 
 /* ---- GEMM microkernel ------------------------------------------------------ */
 
+/* Element-wise checks in the loops below call ck_abort_msg only on failure:
+ * every ck_assert records its line with the runner (a write per call in
+ * fork mode), which made these tests several times slower than their
+ * arithmetic. */
+
 static const uint32_t CANARY = 0x7fc0beefu; /* a NaN nobody computes */
 
-static void gemm_case(const vae_kernel_table *simd, size_t mr, size_t nr,
-                      size_t kc, int acc, size_t ldc, const float *a,
-                      const float *b, float *c_simd, float *c_ref, size_t clen)
+/* A kernel and its reference. The reference's tile may be narrower (ref_nr
+ * divides nr): it is then run on each ref_nr-column block of the tile, with
+ * B repacked for it. exact: the two must agree bit for bit. */
+typedef struct gemm_pair {
+    const char *name;
+    int isa;                  /* the level the CPU must support */
+    size_t nr;                /* tile NR of fn (MR is always 6) */
+    vae_gemm_ukernel_fn fn;
+    const char *ref_name;
+    size_t ref_nr;
+    vae_gemm_ukernel_fn ref;
+    int exact;
+} gemm_pair;
+
+/* Every GEMM kernel this build has, guarded as in dispatch.c. */
+static const gemm_pair gemm_pairs[] = {
+    /* The scalar 6x32 tile is two 6x16 tiles side by side, to the bit
+     * (both are the same code, f32-gemm-scalar.h); both against double. */
+    {"6x32 scalar", VAE_ISA_SCALAR, 32, vae_f32_gemm_ukernel_6x32__scalar,
+     "6x16 scalar", 16, vae_f32_gemm_ukernel_6x16__scalar, 1},
+#if defined(__x86_64__) && !defined(VAE_NO_SIMD)
+    {"6x16 avx2-fma", VAE_ISA_AVX2_FMA, 16, vae_f32_gemm_ukernel_6x16__avx2_fma,
+     "6x16 scalar", 16, vae_f32_gemm_ukernel_6x16__scalar, 0},
+    {"6x32 avx512", VAE_ISA_AVX512, 32, vae_f32_gemm_ukernel_6x32__avx512,
+     "6x32 scalar", 32, vae_f32_gemm_ukernel_6x32__scalar, 0},
+#endif
+#if defined(__aarch64__) && !defined(VAE_NO_SIMD)
+    {"6x16 neon", VAE_ISA_NEON, 16, vae_f32_gemm_ukernel_6x16__neon,
+     "6x16 scalar", 16, vae_f32_gemm_ukernel_6x16__scalar, 0},
+#endif
+};
+#define N_GEMM_PAIRS (sizeof gemm_pairs / sizeof gemm_pairs[0])
+#define NR_MAX 32
+
+/* Whether this CPU runs the pair's kernel; says so when it does not. */
+static int pair_runnable(const gemm_pair *p, const char *what)
 {
-    const vae_kernel_table *sc = vae_kernels_scalar();
-    double ref[MR * NR];
-    float got_s[MR * NR], got_r[MR * NR], want[MR * NR];
+    if (vae_kernels_cpu_supports(p->isa)) return 1;
+    printf("note: %s: %s skipped: this CPU (or OS) does not support it\n", what, p->name);
+    return 0;
+}
+
+static void gemm_case(const gemm_pair *p, size_t mr, size_t nr, size_t kc, int acc,
+                      size_t ldc, const float *a, const float *b, float *bref,
+                      float *c_simd, float *c_ref, size_t clen)
+{
+    const size_t NR = p->nr, RNR = p->ref_nr;
+    double ref[MR * NR_MAX];
+    float got_s[MR * NR_MAX], got_r[MR * NR_MAX], want[MR * NR_MAX];
     /* One row and one column of canary before the tile, rows after it. */
     const size_t off = ldc + 1;
 
@@ -85,16 +134,23 @@ static void gemm_case(const vae_kernel_table *simd, size_t mr, size_t nr,
             ref[i * nr + j] = s;
         }
 
-    simd->gemm(mr, nr, kc, a, b, c_simd + off, ldc, acc);
-    sc->gemm(mr, nr, kc, a, b, c_ref + off, ldc, acc);
+    p->fn(mr, nr, kc, a, b, c_simd + off, ldc, acc);
+    /* The reference, one RNR-column block at a time (one block when the
+     * tiles are the same); B repacked for it, still zero padded. */
+    for (size_t j0 = 0; j0 < nr; j0 += RNR) {
+        for (size_t k = 0; k < kc; k++)
+            memcpy(bref + k * RNR, b + k * NR + j0, RNR * sizeof *bref);
+        size_t nrj = nr - j0 < RNR ? nr - j0 : RNR;
+        p->ref(mr, nrj, kc, a, bref, c_ref + off + j0, ldc, acc);
+    }
 
     for (size_t idx = 0; idx < clen; idx++) {
         size_t rel = idx - off, i = rel / ldc, j = rel % ldc;
         int inside = idx >= off && i < mr && j < nr;
-        if (inside) continue;
-        ck_assert_msg(fbits(c_simd[idx]) == CANARY && fbits(c_ref[idx]) == CANARY,
-                      "mr=%zu nr=%zu kc=%zu acc=%d ldc=%zu: element %zu outside "
-                      "the tile was written", mr, nr, kc, acc, ldc, idx);
+        if (inside || (fbits(c_simd[idx]) == CANARY && fbits(c_ref[idx]) == CANARY))
+            continue;
+        ck_abort_msg("%s mr=%zu nr=%zu kc=%zu acc=%d ldc=%zu: element %zu outside "
+                     "the tile was written", p->name, mr, nr, kc, acc, ldc, idx);
     }
     for (size_t i = 0; i < mr; i++)
         for (size_t j = 0; j < nr; j++) {
@@ -103,50 +159,68 @@ static void gemm_case(const vae_kernel_table *simd, size_t mr, size_t nr,
             want[i * nr + j] = (float)ref[i * nr + j];
         }
     const size_t n = mr * nr;
+    if (p->exact)
+        ck_assert_msg(memcmp(got_s, got_r, n * sizeof *got_s) == 0,
+                      "%s mr=%zu nr=%zu kc=%zu acc=%d ldc=%zu: not bit for bit %s",
+                      p->name, mr, nr, kc, acc, ldc, p->ref_name);
     double e_sr = tu_rel_err(got_s, got_r, n);
     double e_sd = tu_rel_err(got_s, want, n);
     double e_rd = tu_rel_err(got_r, want, n);
     ck_assert_msg(e_sr <= TOL && e_sd <= TOL && e_rd <= TOL,
                   "%s gemm mr=%zu nr=%zu kc=%zu acc=%d ldc=%zu: rel err "
-                  "simd/scalar %.3g simd/double %.3g scalar/double %.3g",
-                  simd->isa, mr, nr, kc, acc, ldc, e_sr, e_sd, e_rd);
+                  "kernel/%s %.3g kernel/double %.3g %s/double %.3g",
+                  p->name, mr, nr, kc, acc, ldc, p->ref_name, e_sr, e_sd, p->ref_name,
+                  e_rd);
 }
 
-START_TEST(test_gemm_simd_vs_scalar)
+/* Every kernel of the build that the CPU runs, against its reference and
+ * double: every mr, every nr, short and long k, C overwritten and
+ * accumulated, two row strides, canaries around the tile. */
+START_TEST(test_gemm_kernels_vs_reference)
 {
     static const size_t kcs[] = {1, 2, 3, 7, 16, 33, 256, 577};
     const size_t kmax = 577;
-    const vae_kernel_table *simd = simd_table("gemm");
-    ck_assert_uint_eq(simd->gemm_mr, MR);
-    ck_assert_uint_eq(simd->gemm_nr, NR);
 
     float *a = malloc(kmax * MR * sizeof *a);
-    float *b = malloc(kmax * NR * sizeof *b);
-    const size_t clen_max = (MR + 3) * (NR + 8);
+    float *b = malloc(kmax * NR_MAX * sizeof *b);
+    float *bref = malloc(kmax * NR_MAX * sizeof *bref);
+    const size_t clen_max = (MR + 3) * (NR_MAX + 8);
     float *c1 = malloc(clen_max * sizeof *c1);
     float *c2 = malloc(clen_max * sizeof *c2);
-    ck_assert(a && b && c1 && c2);
+    ck_assert(a && b && bref && c1 && c2);
 
-    for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++) {
-        const size_t kc = kcs[ki];
-        for (size_t mr = 1; mr <= MR; mr++)
-            for (size_t nr = 1; nr <= NR; nr++) {
-                /* Packed panels as the packer leaves them: zero padded. */
-                for (size_t k = 0; k < kc; k++) {
-                    for (size_t i = 0; i < MR; i++) a[k * MR + i] = i < mr ? frand() : 0.0f;
-                    for (size_t j = 0; j < NR; j++) b[k * NR + j] = j < nr ? frand() : 0.0f;
-                }
-                /* ldc just past the tile, and wider than a full tile. */
-                const size_t ldcs[2] = {nr + 1, NR + 8};
-                for (int li = 0; li < 2; li++)
-                    for (int acc = 0; acc <= 1; acc++) {
-                        size_t clen = (MR + 3) * ldcs[li];
-                        gemm_case(simd, mr, nr, kc, acc, ldcs[li], a, b, c1, c2, clen);
+    int simd_tested = 0;
+    for (size_t pi = 0; pi < N_GEMM_PAIRS; pi++) {
+        const gemm_pair *p = &gemm_pairs[pi];
+        ck_assert(p->nr <= NR_MAX && p->nr % p->ref_nr == 0);
+        if (!pair_runnable(p, "gemm")) continue;
+        simd_tested += p->isa != VAE_ISA_SCALAR;
+        const size_t NR = p->nr;
+        for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++) {
+            const size_t kc = kcs[ki];
+            for (size_t mr = 1; mr <= MR; mr++)
+                for (size_t nr = 1; nr <= NR; nr++) {
+                    /* Packed panels as the packer leaves them: zero padded. */
+                    for (size_t k = 0; k < kc; k++) {
+                        for (size_t i = 0; i < MR; i++) a[k * MR + i] = i < mr ? frand() : 0.0f;
+                        for (size_t j = 0; j < NR; j++) b[k * NR + j] = j < nr ? frand() : 0.0f;
                     }
-            }
+                    /* ldc just past the tile, and wider than a full tile. */
+                    const size_t ldcs[2] = {nr + 1, NR + 8};
+                    for (int li = 0; li < 2; li++)
+                        for (int acc = 0; acc <= 1; acc++) {
+                            size_t clen = (MR + 3) * ldcs[li];
+                            gemm_case(p, mr, nr, kc, acc, ldcs[li], a, b, bref, c1, c2, clen);
+                        }
+                }
+        }
+        printf("note: gemm: %s checked against %s and double\n", p->name, p->ref_name);
     }
+    if (!simd_tested)
+        printf("note: gemm: no SIMD kernel in this build or CPU: scalar kernels only\n");
     free(a);
     free(b);
+    free(bref);
     free(c1);
     free(c2);
 }
@@ -155,14 +229,23 @@ END_TEST
 /* Same inputs, same kernel: same bits (no dependence on alignment of C). */
 START_TEST(test_gemm_deterministic)
 {
-    const vae_kernel_table *t = simd_table("gemm determinism");
     const size_t kc = 77;
-    float a[77 * MR], b[77 * NR], c1[MR * NR + 1], c2[MR * NR + 1];
+    float a[77 * MR], b[77 * NR_MAX], c1[MR * NR_MAX + 1], c2[MR * NR_MAX + 1];
     for (size_t i = 0; i < kc * MR; i++) a[i] = frand();
-    for (size_t i = 0; i < kc * NR; i++) b[i] = frand();
-    t->gemm(MR, NR, kc, a, b, c1, NR, 0);
-    t->gemm(MR, NR, kc, a, b, c2 + 1, NR, 0); /* misaligned C */
-    ck_assert(memcmp(c1, c2 + 1, MR * NR * sizeof *c1) == 0);
+    for (size_t i = 0; i < kc * NR_MAX; i++) b[i] = frand();
+    for (size_t pi = 0; pi < N_GEMM_PAIRS; pi++) {
+        const gemm_pair *p = &gemm_pairs[pi];
+        /* The kernel, then its reference (the scalar tiles come up twice). */
+        for (int which = 0; which < 2; which++) {
+            const size_t NR = which ? p->ref_nr : p->nr;
+            vae_gemm_ukernel_fn f = which ? p->ref : p->fn;
+            if (!which && !pair_runnable(p, "gemm determinism")) continue;
+            f(MR, NR, kc, a, b, c1, NR, 0);
+            f(MR, NR, kc, a, b, c2 + 1, NR, 0); /* misaligned C */
+            ck_assert_msg(memcmp(c1, c2 + 1, MR * NR * sizeof *c1) == 0, "%s",
+                          which ? p->ref_name : p->name);
+        }
+    }
 }
 END_TEST
 
@@ -174,30 +257,33 @@ static void check_packed_a(const float *p, size_t m, size_t kc, const float *a, 
         for (size_t k = 0; k < kc; k++)
             for (size_t r = 0; r < MR; r++) {
                 float want = i0 + r < m ? a[(i0 + r) * lda + k] : 0.0f;
-                ck_assert_msg(fbits(p[(i0 / MR) * kc * MR + k * MR + r]) == fbits(want),
-                              "pack_a m=%zu kc=%zu: panel %zu k=%zu r=%zu", m, kc,
-                              i0 / MR, k, r);
+                if (fbits(p[(i0 / MR) * kc * MR + k * MR + r]) != fbits(want))
+                    ck_abort_msg("pack_a m=%zu kc=%zu: panel %zu k=%zu r=%zu", m, kc,
+                                 i0 / MR, k, r);
             }
 }
 
-static void check_packed_b(const float *p, size_t kc, size_t n, const float *b, size_t ldb)
+static void check_packed_b(size_t NR, const float *p, size_t kc, size_t n, const float *b,
+                           size_t ldb)
 {
     for (size_t j0 = 0; j0 < n; j0 += NR)
         for (size_t k = 0; k < kc; k++)
             for (size_t j = 0; j < NR; j++) {
                 float want = j0 + j < n ? b[k * ldb + j0 + j] : 0.0f;
-                ck_assert_msg(fbits(p[(j0 / NR) * kc * NR + k * NR + j]) == fbits(want),
-                              "pack_b kc=%zu n=%zu: panel %zu k=%zu j=%zu", kc, n,
-                              j0 / NR, k, j);
+                if (fbits(p[(j0 / NR) * kc * NR + k * NR + j]) != fbits(want))
+                    ck_abort_msg("pack_b nr=%zu kc=%zu n=%zu: panel %zu k=%zu j=%zu", NR,
+                                 kc, n, j0 / NR, k, j);
             }
 }
 
-/* C = A*B through packed panels, k split in two blocks (the second one
- * accumulating) when ksplit < kc: how the ops use the kernels. */
+/* C = A*B through packed panels of the table's MR and NR, k split in two
+ * blocks (the second one accumulating) when ksplit < kc: how the ops use
+ * the kernels. */
 static void packed_matmul(const vae_kernel_table *t, size_t m, size_t n, size_t kc,
                           size_t ksplit, const float *a, size_t lda, const float *b,
                           size_t ldb, float *c, size_t ldc)
 {
+    const size_t NR = t->gemm_nr;
     const size_t pm = (m + MR - 1) / MR, pn = (n + NR - 1) / NR;
     for (size_t k0 = 0; k0 < kc; k0 += ksplit) {
         const size_t kb = kc - k0 < ksplit ? kc - k0 : ksplit;
@@ -208,7 +294,7 @@ static void packed_matmul(const vae_kernel_table *t, size_t m, size_t n, size_t 
         vae_pack_a(MR, m, kb, a + k0, lda, pa);
         vae_pack_b(NR, kb, n, b + k0 * ldb, ldb, pb);
         check_packed_a(pa, m, kb, a + k0, lda);
-        check_packed_b(pb, kb, n, b + k0 * ldb, ldb);
+        check_packed_b(NR, pb, kb, n, b + k0 * ldb, ldb);
         for (size_t pi = 0; pi < pm; pi++)
             for (size_t pj = 0; pj < pn; pj++) {
                 size_t mr = m - pi * MR < MR ? m - pi * MR : MR;
@@ -221,52 +307,97 @@ static void packed_matmul(const vae_kernel_table *t, size_t m, size_t n, size_t 
     }
 }
 
-START_TEST(test_pack_and_gemm)
+/* The kernel tables this build has, lowest first, with their names. */
+static const struct { int isa; const char *name; } table_levels[] = {
+    {VAE_ISA_SCALAR, "scalar"},
+#if defined(__x86_64__) && !defined(VAE_NO_SIMD)
+    {VAE_ISA_AVX2_FMA, "avx2-fma"},
+    {VAE_ISA_AVX512, "avx512"},
+#endif
+#if defined(__aarch64__) && !defined(VAE_NO_SIMD)
+    {VAE_ISA_NEON, "neon"},
+#endif
+};
+#define N_TABLE_LEVELS (sizeof table_levels / sizeof table_levels[0])
+
+/* The name of the best table this build and CPU have, whatever the caps. */
+static const char *best_hw_isa(void)
+{
+    const char *best = "scalar";
+    for (size_t i = 0; i < N_TABLE_LEVELS; i++)
+        if (vae_kernels_cpu_supports(table_levels[i].isa)) best = table_levels[i].name;
+    return best;
+}
+
+static void pack_and_gemm_table(const vae_kernel_table *t)
 {
     static const size_t ks[] = {1, 5, 19};
-    const vae_kernel_table *tables[2] = {vae_kernels_scalar(), simd_table("pack+gemm")};
-    for (int ti = 0; ti < 2; ti++)
-        for (size_t m = 1; m <= 13; m++)
-            for (size_t n = 1; n <= 35; n++)
-                for (size_t ki = 0; ki < 3; ki++) {
-                    const size_t kc = ks[ki], k0 = 2;
-                    /* Row strides wider than the data; A starts at column k0
-                     * of a wider matrix, as a k block would. */
-                    const size_t lda = k0 + kc + 3, ldb = n + 2, ldc = n + 1;
-                    float *a = malloc(m * lda * sizeof *a);
-                    float *b = malloc(kc * ldb * sizeof *b);
-                    float *c = malloc(m * ldc * sizeof *c);
-                    float *want = malloc(m * n * sizeof *want);
-                    float *got = malloc(m * n * sizeof *got);
-                    ck_assert(a && b && c && want && got);
-                    for (size_t i = 0; i < m * lda; i++) a[i] = frand();
-                    for (size_t i = 0; i < kc * ldb; i++) b[i] = frand();
-                    for (size_t i = 0; i < m; i++)
-                        for (size_t j = 0; j < n; j++) {
-                            double s = 0;
-                            for (size_t k = 0; k < kc; k++)
-                                s += (double)a[i * lda + k0 + k] * (double)b[k * ldb + j];
-                            want[i * n + j] = (float)s;
-                        }
-                    const size_t splits[2] = {kc, (kc + 1) / 2};
-                    for (int si = 0; si < 2; si++) {
-                        for (size_t i = 0; i < m * ldc; i++) c[i] = bitsf(CANARY);
-                        packed_matmul(tables[ti], m, n, kc, splits[si], a + k0, lda, b,
-                                      ldb, c, ldc);
-                        for (size_t i = 0; i < m; i++) {
-                            memcpy(got + i * n, c + i * ldc, n * sizeof *got);
-                            ck_assert(fbits(c[i * ldc + n]) == CANARY);
-                        }
-                        double e = tu_rel_err(got, want, m * n);
-                        ck_assert_msg(e <= TOL, "%s m=%zu n=%zu k=%zu split=%zu: rel err %.3g",
-                                      tables[ti]->isa, m, n, kc, splits[si], e);
+    ck_assert_uint_eq(t->gemm_mr, MR);
+    ck_assert(t->gemm_nr >= 1 && t->gemm_nr <= 64); /* what the ops allow */
+    /* n up to two full 32-column panels and a bit: partial, full and
+     * several panels for every NR. */
+    for (size_t m = 1; m <= 13; m++)
+        for (size_t n = 1; n <= 67; n++)
+            for (size_t ki = 0; ki < 3; ki++) {
+                const size_t kc = ks[ki], k0 = 2;
+                /* Row strides wider than the data; A starts at column k0
+                 * of a wider matrix, as a k block would. */
+                const size_t lda = k0 + kc + 3, ldb = n + 2, ldc = n + 1;
+                float *a = malloc(m * lda * sizeof *a);
+                float *b = malloc(kc * ldb * sizeof *b);
+                float *c = malloc(m * ldc * sizeof *c);
+                float *want = malloc(m * n * sizeof *want);
+                float *got = malloc(m * n * sizeof *got);
+                ck_assert(a && b && c && want && got);
+                for (size_t i = 0; i < m * lda; i++) a[i] = frand();
+                for (size_t i = 0; i < kc * ldb; i++) b[i] = frand();
+                for (size_t i = 0; i < m; i++)
+                    for (size_t j = 0; j < n; j++) {
+                        double s = 0;
+                        for (size_t k = 0; k < kc; k++)
+                            s += (double)a[i * lda + k0 + k] * (double)b[k * ldb + j];
+                        want[i * n + j] = (float)s;
                     }
-                    free(a);
-                    free(b);
-                    free(c);
-                    free(want);
-                    free(got);
+                const size_t splits[2] = {kc, (kc + 1) / 2};
+                for (int si = 0; si < 2; si++) {
+                    for (size_t i = 0; i < m * ldc; i++) c[i] = bitsf(CANARY);
+                    packed_matmul(t, m, n, kc, splits[si], a + k0, lda, b, ldb, c, ldc);
+                    for (size_t i = 0; i < m; i++) {
+                        memcpy(got + i * n, c + i * ldc, n * sizeof *got);
+                        if (fbits(c[i * ldc + n]) != CANARY)
+                            ck_abort_msg("%s m=%zu n=%zu k=%zu: C written past n", t->isa,
+                                         m, n, kc);
+                    }
+                    double e = tu_rel_err(got, want, m * n);
+                    ck_assert_msg(e <= TOL, "%s m=%zu n=%zu k=%zu split=%zu: rel err %.3g",
+                                  t->isa, m, n, kc, splits[si], e);
                 }
+                free(a);
+                free(b);
+                free(c);
+                free(want);
+                free(got);
+            }
+}
+
+/* Pack + gemm with every table this build has and the CPU runs, each with
+ * its own NR (selected through vae_kernels_set_max_isa, as the ops see it). */
+START_TEST(test_pack_and_gemm)
+{
+    for (size_t li = 0; li < N_TABLE_LEVELS; li++) {
+        if (!vae_kernels_cpu_supports(table_levels[li].isa)) {
+            printf("note: pack+gemm: %s table skipped: this CPU (or OS) does not "
+                   "support it\n", table_levels[li].name);
+            continue;
+        }
+        vae_kernels_set_max_isa(table_levels[li].isa);
+        const vae_kernel_table *t = vae_kernels();
+        if (strcmp(t->isa, table_levels[li].name) != 0)
+            printf("note: pack+gemm: %s table capped by SDXLVAE_ISA: testing %s\n",
+                   table_levels[li].name, t->isa);
+        pack_and_gemm_table(t);
+    }
+    vae_kernels_set_max_isa(VAE_ISA_BEST);
 }
 END_TEST
 
@@ -423,8 +554,37 @@ START_TEST(test_set_max_isa)
     vae_kernels_set_max_isa(VAE_ISA_SCALAR);
     ck_assert_ptr_eq(vae_kernels(), vae_kernels_scalar());
     ck_assert_str_eq(vae_kernels()->isa, "scalar");
+
+    /* Each level the CPU supports up to the one in use (SDXLVAE_ISA may cap
+     * this process) gives its own table; above it, the one in use. */
+    ck_assert(vae_kernels_cpu_supports(VAE_ISA_SCALAR));
+    int reached = 0;
+    for (size_t li = 0; li < N_TABLE_LEVELS; li++) {
+        if (!vae_kernels_cpu_supports(table_levels[li].isa)) continue;
+        vae_kernels_set_max_isa(table_levels[li].isa);
+        const vae_kernel_table *t = vae_kernels();
+        ck_assert_uint_eq(t->gemm_mr, MR);
+        ck_assert_str_eq(t->isa, reached ? best->isa : table_levels[li].name);
+        if (strcmp(t->isa, best->isa) == 0) reached = 1;
+    }
+    ck_assert(reached);
+#if defined(__x86_64__) && !defined(VAE_NO_SIMD)
+    /* On an AVX-512 machine, the AVX2 cap really is the AVX2 table. */
+    if (vae_kernels_cpu_supports(VAE_ISA_AVX512) && strcmp(best->isa, "avx512") == 0) {
+        vae_kernels_set_max_isa(VAE_ISA_AVX2_FMA);
+        ck_assert_str_eq(vae_kernels()->isa, "avx2-fma");
+        ck_assert_uint_eq(vae_kernels()->gemm_nr, 16);
+        vae_kernels_set_max_isa(VAE_ISA_AVX512);
+        ck_assert_str_eq(vae_kernels()->isa, "avx512");
+        ck_assert_uint_eq(vae_kernels()->gemm_nr, 32);
+    }
+#endif
     vae_kernels_set_max_isa(VAE_ISA_BEST);
     ck_assert_ptr_eq(vae_kernels(), best);
+    for (size_t li = 0; li < N_TABLE_LEVELS; li++)
+        printf("note: %s table: %s\n", table_levels[li].name,
+               vae_kernels_cpu_supports(table_levels[li].isa) ? "supported"
+                                                              : "not supported by this CPU");
     printf("note: kernels in use: %s\n", best->isa);
 }
 END_TEST
@@ -462,24 +622,31 @@ static int isa_of_child(const char *value, char *buf, size_t len)
 
 START_TEST(test_env_isa)
 {
-    char buf[64];
+    char buf[64], want[64];
     if (!isa_of_child("scalar", buf, sizeof buf)) {
         printf("note: cannot re-execute /proc/self/exe: SDXLVAE_ISA test skipped\n");
         return;
     }
     ck_assert_str_eq(buf, "scalar\n");
 
-    /* Unset (or an unknown value): whatever the hardware gives, which is what
-     * this process has unless it runs under SDXLVAE_ISA=scalar itself. */
-    const char *mine = getenv("SDXLVAE_ISA");
-    if (!mine || strcmp(mine, "scalar") != 0) {
-        char want[64];
-        snprintf(want, sizeof want, "%s\n", vae_kernels()->isa);
-        ck_assert(isa_of_child(NULL, buf, sizeof buf));
-        ck_assert_str_eq(buf, want);
-        ck_assert(isa_of_child("no-such-isa", buf, sizeof buf));
-        ck_assert_str_eq(buf, want);
-    }
+    /* Unset, or an unknown value: the best the hardware gives (whatever
+     * this process itself runs under). */
+    snprintf(want, sizeof want, "%s\n", best_hw_isa());
+    ck_assert(isa_of_child(NULL, buf, sizeof buf));
+    ck_assert_str_eq(buf, want);
+    ck_assert(isa_of_child("no-such-isa", buf, sizeof buf));
+    ck_assert_str_eq(buf, want);
+
+    /* avx2 (or avx2-fma): at most the AVX2 table on x86-64, so "avx2-fma"
+     * on an AVX-512 machine; elsewhere an unknown value. */
+#if defined(__x86_64__)
+    snprintf(want, sizeof want, "%s\n",
+             vae_kernels_cpu_supports(VAE_ISA_AVX2_FMA) ? "avx2-fma" : "scalar");
+#endif
+    ck_assert(isa_of_child("avx2", buf, sizeof buf));
+    ck_assert_str_eq(buf, want);
+    ck_assert(isa_of_child("avx2-fma", buf, sizeof buf));
+    ck_assert_str_eq(buf, want);
 }
 END_TEST
 
@@ -510,7 +677,7 @@ static Suite *kernels_suite(void)
     Suite *s = suite_create("kernels");
     TCase *tc = tcase_create("gemm");
     tcase_set_timeout(tc, 600); /* sanitizer builds on a busy machine */
-    tcase_add_test(tc, test_gemm_simd_vs_scalar);
+    tcase_add_test(tc, test_gemm_kernels_vs_reference);
     tcase_add_test(tc, test_gemm_deterministic);
     tcase_add_test(tc, test_pack_and_gemm);
     suite_add_tcase(s, tc);

@@ -6,6 +6,10 @@
  * levels are compared as numbers, so on aarch64 a cap of VAE_ISA_AVX2_FMA
  * means scalar; only SCALAR and BEST are meant to be portable.
  *
+ * x86-64 levels: SCALAR < AVX2_FMA < AVX512. Every table keeps gemm_mr = 6
+ * (weights are packed once, at load, with it); the AVX-512 table has
+ * gemm_nr = 32, which the ops take from the table when packing B.
+ *
  * The SIMD kernels are only referenced when the build has them: SIMD=0
  * (VAE_NO_SIMD) and other architectures drop their files, so the symbols
  * would not link.
@@ -35,6 +39,18 @@ static const vae_kernel_table scalar_table = {
 };
 
 #if defined(VAE_HAVE_AVX2_TABLE)
+/* The AVX-512 kernel's file is built where the AVX2 ones are. */
+#define VAE_HAVE_AVX512_TABLE 1
+
+static const vae_kernel_table avx512_table = {
+    .isa = "avx512",
+    .gemm_mr = 6,
+    .gemm_nr = 32,
+    .gemm = vae_f32_gemm_ukernel_6x32__avx512,
+    .f16_to_f32 = vae_f16_f32_cvt_ukernel__f16c,
+    .bf16_to_f32 = vae_bf16_f32_cvt_ukernel__scalar,
+};
+
 static const vae_kernel_table avx2_table = {
     .isa = "avx2-fma",
     .gemm_mr = 6,
@@ -43,6 +59,16 @@ static const vae_kernel_table avx2_table = {
     .f16_to_f32 = vae_f16_f32_cvt_ukernel__f16c,
     .bf16_to_f32 = vae_bf16_f32_cvt_ukernel__scalar, /* a shift: no SIMD need */
 };
+
+static unsigned xcr0_low(void)
+{
+    unsigned xlo, xhi;
+    /* Inline asm, not _xgetbv(): the intrinsic needs -mxsave, and this file
+     * is built without ISA flags. Only called once OSXSAVE is seen. */
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    (void)xhi;
+    return xlo;
+}
 
 /* AVX2, FMA and F16C in cpuid, and the OS saving XMM and YMM state (XCR0
  * bits 1 and 2): without the latter, AVX instructions fault even on a CPU
@@ -53,14 +79,23 @@ static int cpu_has_avx2_fma_f16c(void)
     if (!__get_cpuid_count(1, 0, &eax, &ebx, &ecx, &edx)) return 0;
     const unsigned need1 = bit_OSXSAVE | bit_AVX | bit_FMA | bit_F16C;
     if ((ecx & need1) != need1) return 0;
-    unsigned xlo, xhi;
-    /* Inline asm, not _xgetbv(): the intrinsic needs -mxsave, and this file
-     * is built without ISA flags. */
-    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
-    (void)xhi;
-    if ((xlo & 0x6u) != 0x6u) return 0;
+    if ((xcr0_low() & 0x6u) != 0x6u) return 0;
     if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
     return (ebx & bit_AVX2) != 0;
+}
+
+/* On top of the above: AVX-512F and VL in cpuid (the kernel's file is built
+ * with -mavx512vl, so the compiler may use EVEX encodings of 128/256-bit
+ * instructions), and the OS saving the opmask registers, the upper halves of
+ * zmm0-15 and zmm16-31 (XCR0 bits 5, 6, 7) as well as XMM/YMM (bits 1, 2). */
+static int cpu_has_avx512f_vl(void)
+{
+    unsigned eax, ebx, ecx, edx;
+    if (!cpu_has_avx2_fma_f16c()) return 0;
+    if ((xcr0_low() & 0xe6u) != 0xe6u) return 0;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
+    const unsigned need7 = bit_AVX512F | bit_AVX512VL;
+    return (ebx & need7) == need7;
 }
 #endif
 
@@ -86,6 +121,9 @@ static const vae_kernel_table *table_for(int cap)
 {
     int isa = hw_isa < cap ? hw_isa : cap;
     if (env_cap < isa) isa = env_cap;
+#if defined(VAE_HAVE_AVX512_TABLE)
+    if (isa >= VAE_ISA_AVX512) return &avx512_table;
+#endif
 #if defined(VAE_HAVE_AVX2_TABLE)
     if (isa >= VAE_ISA_AVX2_FMA) return &avx2_table;
 #endif
@@ -100,6 +138,9 @@ static void detect(void)
 #if defined(VAE_HAVE_AVX2_TABLE)
     if (cpu_has_avx2_fma_f16c()) hw_isa = VAE_ISA_AVX2_FMA;
 #endif
+#if defined(VAE_HAVE_AVX512_TABLE)
+    if (cpu_has_avx512f_vl()) hw_isa = VAE_ISA_AVX512;
+#endif
 #if defined(VAE_HAVE_NEON_TABLE)
     hw_isa = VAE_ISA_NEON;
 #endif
@@ -107,6 +148,12 @@ static void detect(void)
      * not safe against a concurrent setenv anyway). */
     const char *e = getenv("SDXLVAE_ISA");
     if (e && strcmp(e, "scalar") == 0) env_cap = VAE_ISA_SCALAR;
+#if defined(__x86_64__)
+    /* "avx2" (or the table's name, "avx2-fma") caps at AVX2 on x86-64. Not
+     * elsewhere: on aarch64 the numeric cap would mean scalar, not NEON. */
+    if (e && (strcmp(e, "avx2") == 0 || strcmp(e, "avx2-fma") == 0))
+        env_cap = VAE_ISA_AVX2_FMA;
+#endif
     /* Any other value leaves the choice to the hardware. set_max_isa waits
      * on the same pthread_once, so this store always comes before its own. */
     atomic_store_explicit(&current, table_for(VAE_ISA_BEST), memory_order_release);
@@ -129,4 +176,27 @@ void vae_kernels_set_max_isa(int isa)
 {
     pthread_once(&detect_once, detect);
     atomic_store_explicit(&current, table_for(isa), memory_order_release);
+}
+
+int vae_kernels_cpu_supports(int isa)
+{
+    pthread_once(&detect_once, detect);
+    switch (isa) {
+    case VAE_ISA_SCALAR:
+        return 1;
+#if defined(VAE_HAVE_AVX2_TABLE)
+    case VAE_ISA_AVX2_FMA:
+        return hw_isa >= VAE_ISA_AVX2_FMA;
+#endif
+#if defined(VAE_HAVE_AVX512_TABLE)
+    case VAE_ISA_AVX512:
+        return hw_isa >= VAE_ISA_AVX512;
+#endif
+#if defined(VAE_HAVE_NEON_TABLE)
+    case VAE_ISA_NEON:
+        return hw_isa >= VAE_ISA_NEON;
+#endif
+    default:
+        return 0;
+    }
 }

@@ -37,17 +37,19 @@ typedef void (*vae_gemm_ukernel_fn)(size_t mr, size_t nr, size_t kc,
 typedef void (*vae_cvt_ukernel_fn)(size_t n, const uint16_t *src, float *dst);
 
 typedef struct vae_kernel_table {
-    const char *isa;            /* "scalar", "avx2-fma", "neon" */
+    const char *isa;            /* "scalar", "avx2-fma", "avx512", "neon" */
     size_t gemm_mr, gemm_nr;    /* tile of .gemm */
     vae_gemm_ukernel_fn gemm;
     vae_cvt_ukernel_fn f16_to_f32;
     vae_cvt_ukernel_fn bf16_to_f32;
 } vae_kernel_table;
 
-/* ISA levels for vae_kernels_set_max_isa(). */
+/* ISA levels for vae_kernels_set_max_isa(). Every table has gemm_mr 6 (the
+ * weights are packed once, at load, for it); gemm_nr is 16, or 32 for AVX-512. */
 #define VAE_ISA_SCALAR 0
 #define VAE_ISA_AVX2_FMA 1
 #define VAE_ISA_NEON 2
+#define VAE_ISA_AVX512 3 /* AVX-512F/VL (+ the AVX2 level's FMA, F16C) */
 #define VAE_ISA_BEST 99
 
 /* The kernels for this CPU; chosen once, thread-safe. Never NULL. */
@@ -55,8 +57,13 @@ VAE_HIDDEN const vae_kernel_table *vae_kernels(void);
 /* The scalar table (the reference for tests). */
 VAE_HIDDEN const vae_kernel_table *vae_kernels_scalar(void);
 /* Test hook (libwebp's habit): cap the ISA so every path can be tested.
- * The environment variable SDXLVAE_ISA=scalar does the same at first use. */
+ * The environment variable SDXLVAE_ISA=scalar does the same at first use;
+ * SDXLVAE_ISA=avx2 (or avx2-fma) caps at VAE_ISA_AVX2_FMA on x86-64. */
 VAE_HIDDEN void vae_kernels_set_max_isa(int isa);
+/* 1 when this build has the table of level isa (VAE_ISA_SCALAR, _AVX2_FMA,
+ * _AVX512, _NEON) and this CPU and OS can run it, whatever the caps; else 0.
+ * For tests: which kernels they can call. */
+VAE_HIDDEN int vae_kernels_cpu_supports(int isa);
 
 /* Packing helpers, shared by every ISA (they depend only on MR/NR). */
 /* Packs rows [0, m) of row-major A (row stride lda) columns [k0, k0+kc)
@@ -75,6 +82,13 @@ VAE_HIDDEN void vae_f32_gemm_ukernel_6x16__scalar(size_t mr, size_t nr, size_t k
 VAE_HIDDEN void vae_f32_gemm_ukernel_6x16__avx2_fma(size_t mr, size_t nr, size_t kc,
                                                     const float *a, const float *b,
                                                     float *c, size_t ldc, int acc);
+VAE_HIDDEN void vae_f32_gemm_ukernel_6x32__scalar(size_t mr, size_t nr, size_t kc,
+                                                  const float *a, const float *b,
+                                                  float *c, size_t ldc, int acc);
+/* x86-64 with AVX-512F/VL (lib/kernels/f32-gemm-6x32-avx512.c). */
+VAE_HIDDEN void vae_f32_gemm_ukernel_6x32__avx512(size_t mr, size_t nr, size_t kc,
+                                                  const float *a, const float *b,
+                                                  float *c, size_t ldc, int acc);
 /* aarch64 only (lib/kernels/f32-gemm-6x16-neon.c). */
 VAE_HIDDEN void vae_f32_gemm_ukernel_6x16__neon(size_t mr, size_t nr, size_t kc,
                                                 const float *a, const float *b,
