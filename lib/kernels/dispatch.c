@@ -15,6 +15,7 @@
  * would not link.
  */
 #include "kernels/kernels.h"
+#include "kernels/winograd.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -36,6 +37,8 @@ static const vae_kernel_table scalar_table = {
     .gemm = vae_f32_gemm_ukernel_6x16__scalar,
     .f16_to_f32 = vae_f16_f32_cvt_ukernel__scalar,
     .bf16_to_f32 = vae_bf16_f32_cvt_ukernel__scalar,
+    .wg_input = vae_f32_winograd_f4x3_input_tiles__scalar,
+    .wg_output = vae_f32_winograd_f4x3_output_tiles__scalar,
 };
 
 #if defined(VAE_HAVE_AVX2_TABLE)
@@ -49,6 +52,8 @@ static const vae_kernel_table avx512_table = {
     .gemm = vae_f32_gemm_ukernel_6x32__avx512,
     .f16_to_f32 = vae_f16_f32_cvt_ukernel__f16c,
     .bf16_to_f32 = vae_bf16_f32_cvt_ukernel__scalar,
+    .wg_input = vae_f32_winograd_f4x3_input_tiles__avx512,
+    .wg_output = vae_f32_winograd_f4x3_output_tiles__avx512,
 };
 
 static const vae_kernel_table avx2_table = {
@@ -58,6 +63,8 @@ static const vae_kernel_table avx2_table = {
     .gemm = vae_f32_gemm_ukernel_6x16__avx2_fma,
     .f16_to_f32 = vae_f16_f32_cvt_ukernel__f16c,
     .bf16_to_f32 = vae_bf16_f32_cvt_ukernel__scalar, /* a shift: no SIMD need */
+    .wg_input = vae_f32_winograd_f4x3_input_tiles__avx2_fma,
+    .wg_output = vae_f32_winograd_f4x3_output_tiles__avx2_fma,
 };
 
 static unsigned xcr0_low(void)
@@ -109,6 +116,8 @@ static const vae_kernel_table neon_table = {
     .gemm = vae_f32_gemm_ukernel_6x16__neon,
     .f16_to_f32 = vae_f16_f32_cvt_ukernel__scalar,
     .bf16_to_f32 = vae_bf16_f32_cvt_ukernel__scalar,
+    .wg_input = vae_f32_winograd_f4x3_input_tiles__scalar,
+    .wg_output = vae_f32_winograd_f4x3_output_tiles__scalar,
 };
 #endif
 

@@ -15,10 +15,10 @@ static void bt6(const float *x, size_t sx, float *y, size_t sy)
     y[5 * sy] = 4.0f * x1 - 5.0f * x3 + x5;
 }
 
-void vae_f32_winograd_f4x3_input__scalar(const float *d, float *v, size_t vstride)
+void vae_f32_winograd_f4x3_input__scalar(const float *d, size_t ld, float *v, size_t vstride)
 {
     float t[36], r[36];
-    for (int i = 0; i < 6; i++) bt6(d + i, 6, t + i, 6);      /* columns: t = B^T d */
+    for (int i = 0; i < 6; i++) bt6(d + i, ld, t + i, 6);     /* columns: t = B^T d */
     for (int i = 0; i < 6; i++) bt6(t + 6 * i, 1, r + 6 * i, 1); /* rows: r = t B */
     for (int xi = 0; xi < 36; xi++) v[(size_t)xi * vstride] = r[xi];
 }
@@ -61,3 +61,8 @@ void vae_f32_winograd_f4x3_output__scalar(const float *m, size_t mstride, float 
     for (int i = 0; i < 6; i++) at4(d + i, 6, t + i, 6);      /* t (4x6) = A^T d */
     for (int i = 0; i < 4; i++) at4(t + 6 * i, 1, y + 4 * i, 1); /* y (4x4) = t A */
 }
+
+/* The n-tile forms (winograd.h), from the shared source. */
+#define WG_INPUT_NAME vae_f32_winograd_f4x3_input_tiles__scalar
+#define WG_OUTPUT_NAME vae_f32_winograd_f4x3_output_tiles__scalar
+#include "kernels/f32-winograd-f4x3-tiles.h"

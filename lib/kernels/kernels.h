@@ -42,6 +42,9 @@ typedef struct vae_kernel_table {
     vae_gemm_ukernel_fn gemm;
     vae_cvt_ukernel_fn f16_to_f32;
     vae_cvt_ukernel_fn bf16_to_f32;
+    /* Winograd F(4x4, 3x3) transforms over many tiles (winograd.h) */
+    void (*wg_input)(size_t n, const float *d, size_t ld, float *v, size_t vs);
+    void (*wg_output)(size_t n, const float *m, size_t ms, float *y, size_t ld);
 } vae_kernel_table;
 
 /* ISA levels for vae_kernels_set_max_isa(). Every table has gemm_mr 6 (the

@@ -12,11 +12,28 @@
 
 #define VAE_HIDDEN __attribute__((visibility("hidden")))
 
-/* V = B^T d B: d is a 6x6 tile (row-major), v[xi * vstride] for xi < 36. */
-VAE_HIDDEN void vae_f32_winograd_f4x3_input__scalar(const float *d, float *v, size_t vstride);
+/* V = B^T d B: d is a 6x6 tile with row stride ld, v[xi * vstride] for
+ * xi < 36. */
+VAE_HIDDEN void vae_f32_winograd_f4x3_input__scalar(const float *d, size_t ld, float *v,
+                                                    size_t vstride);
 /* U = G g G^T: g is a 3x3 kernel (row-major), u[xi * ustride] for xi < 36. */
 VAE_HIDDEN void vae_f32_winograd_f4x3_weight__scalar(const float *g, float *u, size_t ustride);
 /* Y = A^T M A: m[xi * mstride] for xi < 36, y is a 4x4 tile (row-major). */
 VAE_HIDDEN void vae_f32_winograd_f4x3_output__scalar(const float *m, size_t mstride, float *y);
+
+/* The same over n <= 64 tiles at once, tile index innermost:
+ * d[e * ld + t] (e = 6 * row + col) -> v[xi * vs + t], and
+ * m[xi * ms + t] -> y[e * ld + t] (e = 4 * row + col). Every ISA's twin gives
+ * the same bits (no FMA contraction). */
+typedef void (*vae_wg_input_fn)(size_t n, const float *d, size_t ld, float *v, size_t vs);
+typedef void (*vae_wg_output_fn)(size_t n, const float *m, size_t ms, float *y, size_t ld);
+#define VAE_WG_DECL(isa)                                                                    \
+    VAE_HIDDEN void vae_f32_winograd_f4x3_input_tiles__##isa(size_t n, const float *d,      \
+                                                             size_t ld, float *v, size_t vs); \
+    VAE_HIDDEN void vae_f32_winograd_f4x3_output_tiles__##isa(size_t n, const float *m,     \
+                                                              size_t ms, float *y, size_t ld);
+VAE_WG_DECL(scalar)
+VAE_WG_DECL(avx2_fma)
+VAE_WG_DECL(avx512)
 
 #endif

@@ -74,13 +74,14 @@ void vae_gemm_chunk(const vae_kernel_table *kt, const vae_packed *a, size_t n0, 
         pack(bsrc, k0, kc, n0, nc, NR, bbuf);
         const float *ablock = a->data + k0 * panels * MR;
         int acc = accumulate || k0 > 0;
-        for (size_t mp = 0; mp < panels; mp++) {
-            size_t mr = min_sz(MR, m - mp * MR);
-            const float *ap = ablock + mp * kc * MR;
-            float *crow = c + mp * MR * ldc;
-            for (size_t np = 0; np * NR < nc; np++) {
-                size_t nr = min_sz(NR, nc - np * NR);
-                kt->gemm(mr, nr, kc, ap, bbuf + np * kc * NR, crow + np * NR, ldc, acc);
+        /* B panel outer, A panels inner: the B panel (kc x NR, up to 32 KB)
+         * stays in L1 while the A panels (6 KB each) stream from L2. */
+        for (size_t np = 0; np * NR < nc; np++) {
+            size_t nr = min_sz(NR, nc - np * NR);
+            const float *bp = bbuf + np * kc * NR;
+            for (size_t mp = 0; mp < panels; mp++) {
+                size_t mr = min_sz(MR, m - mp * MR);
+                kt->gemm(mr, nr, kc, ablock + mp * kc * MR, bp, c + mp * MR * ldc + np * NR, ldc, acc);
             }
         }
     }
@@ -142,7 +143,9 @@ int32_t vae_ctx_init(vae_ctx *ctx, int n_threads, vae_error *err)
     if (!ctx->pool) return vae_fail(err, VAE_ERR_NO_MEMORY, "cannot start %d threads", n_threads);
     ctx->n_threads = vae_pool_threads(ctx->pool);
     ctx->scratch = calloc((size_t)ctx->n_threads, sizeof *ctx->scratch);
-    if (!ctx->scratch) goto oom;
+    ctx->wg_v = calloc((size_t)ctx->n_threads, sizeof *ctx->wg_v);
+    ctx->wg_m = calloc((size_t)ctx->n_threads, sizeof *ctx->wg_m);
+    if (!ctx->scratch || !ctx->wg_v || !ctx->wg_m) goto oom;
     size_t nr = ctx->kt->gemm_nr;
     size_t per = VAE_GEMM_KC * div_up(VAE_GEMM_NC, nr) * nr;
     for (int i = 0; i < ctx->n_threads; i++) {
@@ -155,11 +158,25 @@ oom:
     return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory for per-thread scratch");
 }
 
+float *vae_ctx_buffer(float **buf, uint64_t *cap, uint64_t n)
+{
+    if (*buf && *cap >= n) return *buf;
+    vae_free_aligned(*buf);
+    *buf = vae_alloc_floats(n);
+    *cap = *buf ? n : 0;
+    return *buf;
+}
+
 void vae_ctx_free(vae_ctx *ctx)
 {
     if (ctx->scratch)
         for (int i = 0; i < ctx->n_threads; i++) vae_free_aligned(ctx->scratch[i]);
     free(ctx->scratch);
+    vae_free_aligned(ctx->wg_u);
+    for (int i = 0; ctx->wg_v && i < ctx->n_threads; i++) vae_free_aligned(ctx->wg_v[i]);
+    for (int i = 0; ctx->wg_m && i < ctx->n_threads; i++) vae_free_aligned(ctx->wg_m[i]);
+    free(ctx->wg_v);
+    free(ctx->wg_m);
     vae_pool_destroy(ctx->pool);
     memset(ctx, 0, sizeof *ctx);
 }

@@ -81,7 +81,17 @@ typedef struct vae_ctx {
     float **scratch;                /* one B-packing buffer per thread */
     vae_profile *prof;              /* NULL unless profiling */
     int winograd;                   /* 0: direct convolutions only */
+    /* Winograd buffers, kept for the whole call and grown as needed: a
+     * fresh allocation per layer costs page faults on every touch. */
+    float *wg_u;
+    uint64_t wg_u_cap;
+    float **wg_v, **wg_m;
+    uint64_t wg_v_cap, wg_m_cap;
 } vae_ctx;
+
+/* Returns a buffer of at least n floats kept in *buf (capacity *cap),
+ * growing it when needed; NULL when out of memory. */
+VAE_HIDDEN float *vae_ctx_buffer(float **buf, uint64_t *cap, uint64_t n);
 
 static inline void vae_prof_add(vae_ctx *ctx, int kind, double t0, double flops)
 {

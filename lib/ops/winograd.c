@@ -19,7 +19,7 @@
 #include "kernels/winograd.h"
 #include "ops/ops.h"
 
-#define WG_TILES 64 /* tiles per work item: V and M of a chunk stay in L2/L3 */
+#define WG_TILES 64 /* tiles per work item (<= 64): V and M of a chunk stay in L2/L3 */
 
 typedef struct wg_job {
     const vae_ctx *ctx;
@@ -36,6 +36,41 @@ typedef struct wg_job {
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
+/* The 6x6 inputs of tiles t0 .. t0+n-1 (n <= NR), channel plane `plane`,
+ * into d[e * 64 + t]: a straight strided copy when the tiles lie in one tile
+ * row away from the borders, otherwise element by element with zero padding
+ * (tiles past the last are all zero). */
+static void gather_tiles(const wg_job *j, const float *plane, size_t t0, size_t n, float *d)
+{
+    const int32_t w = j->w, h = j->h;
+    size_t first_row = t0 / (size_t)j->tiles_x, last = t0 + n - 1;
+    int32_t ty = (int32_t)first_row * 4 - 1, tx = (int32_t)(t0 % (size_t)j->tiles_x) * 4 - 1;
+    if (last < j->n_tiles && last / (size_t)j->tiles_x == first_row && ty >= 0 && tx >= 0 &&
+        ty + 6 <= h && tx + 4 * (int32_t)(n - 1) + 6 <= w) {
+        for (int r = 0; r < 6; r++) {
+            const float *row = plane + (size_t)(ty + r) * (size_t)w + (size_t)tx;
+            for (int c = 0; c < 6; c++) {
+                float *dst = d + (size_t)(r * 6 + c) * 64;
+                for (size_t t = 0; t < n; t++) dst[t] = row[4 * t + (size_t)c];
+            }
+        }
+        return;
+    }
+    for (size_t t = 0; t < n; t++) {
+        size_t tile = t0 + t;
+        int valid = tile < j->n_tiles;
+        int32_t y0 = (int32_t)(tile / (size_t)j->tiles_x) * 4 - 1;
+        int32_t x0 = (int32_t)(tile % (size_t)j->tiles_x) * 4 - 1;
+        for (int r = 0; r < 6; r++)
+            for (int c = 0; c < 6; c++) {
+                int32_t y = y0 + r, x = x0 + c;
+                d[(size_t)(r * 6 + c) * 64 + t] =
+                    (valid && y >= 0 && y < h && x >= 0 && x < w)
+                        ? plane[(size_t)y * (size_t)w + (size_t)x] : 0.0f;
+            }
+    }
+}
+
 static void wg_item(void *arg, size_t item, int thread)
 {
     wg_job *j = arg;
@@ -46,36 +81,16 @@ static void wg_item(void *arg, size_t item, int thread)
     const size_t ntp = (nt + NR - 1) / NR * NR; /* padded to whole panels */
     const size_t hw = (size_t)j->h * (size_t)j->w;
     float *v = j->v[thread], *m = j->m[thread];
+    float d[36 * 64], y[16 * 64];
 
-    /* 1. input transform, written straight into packed B panels:
-     * V[xi] is cin x ntp, K-blocked like every packed B. */
+    /* 1. input transform, NR tiles at a time, written straight into the
+     * packed B panels: V[xi] is cin x ntp, K-blocked like every packed B. */
     const size_t vxi = cin * ntp;
-    for (size_t t = 0; t < ntp; t++) {
-        size_t panel = t / NR, col = t % NR;
-        int32_t ty = 0, tx = 0;
-        int valid = t < nt;
-        if (valid) {
-            ty = (int32_t)((t0 + t) / (size_t)j->tiles_x) * 4 - 1;
-            tx = (int32_t)((t0 + t) % (size_t)j->tiles_x) * 4 - 1;
-        }
+    for (size_t p0 = 0; p0 < ntp; p0 += NR) {
         for (size_t ci = 0; ci < cin; ci++) {
             size_t k0 = ci / VAE_GEMM_KC * VAE_GEMM_KC, kc = min_sz(VAE_GEMM_KC, cin - k0);
-            float *dst = v + k0 * ntp + panel * kc * NR + (ci - k0) * NR + col;
-            float d[36];
-            if (valid) {
-                const float *plane = j->in + ci * hw;
-                for (int r = 0; r < 6; r++) {
-                    int32_t y = ty + r;
-                    for (int c = 0; c < 6; c++) {
-                        int32_t x = tx + c;
-                        d[r * 6 + c] = (y >= 0 && y < j->h && x >= 0 && x < j->w)
-                                           ? plane[(size_t)y * (size_t)j->w + (size_t)x] : 0.0f;
-                    }
-                }
-            } else {
-                memset(d, 0, sizeof d);
-            }
-            vae_f32_winograd_f4x3_input__scalar(d, dst, vxi);
+            gather_tiles(j, j->in + ci * hw, t0 + p0, NR, d);
+            kt->wg_input(NR, d, 64, v + k0 * ntp + (p0 / NR) * kc * NR + (ci - k0) * NR, vxi);
         }
     }
 
@@ -86,12 +101,12 @@ static void wg_item(void *arg, size_t item, int thread)
         float *mx = m + xi * cout * ntp;
         for (size_t k0 = 0; k0 < cin; k0 += VAE_GEMM_KC) {
             size_t kc = min_sz(VAE_GEMM_KC, cin - k0);
-            for (size_t mp = 0; mp < panels; mp++) {
-                size_t mr = min_sz(MR, cout - mp * MR);
-                const float *ap = uxi + k0 * panels * MR + mp * kc * MR;
-                for (size_t np = 0; np * NR < nt; np++) {
-                    size_t nr = min_sz(NR, nt - np * NR);
-                    kt->gemm(mr, nr, kc, ap, vx + k0 * ntp + np * kc * NR,
+            for (size_t np = 0; np * NR < nt; np++) {
+                size_t nr = min_sz(NR, nt - np * NR);
+                const float *bp = vx + k0 * ntp + np * kc * NR;
+                for (size_t mp = 0; mp < panels; mp++) {
+                    size_t mr = min_sz(MR, cout - mp * MR);
+                    kt->gemm(mr, nr, kc, uxi + k0 * panels * MR + mp * kc * MR, bp,
                              mx + mp * MR * ntp + np * NR, ntp, k0 > 0);
                 }
             }
@@ -103,15 +118,20 @@ static void wg_item(void *arg, size_t item, int thread)
     for (size_t co = 0; co < cout; co++) {
         float b = j->cv->bias[co];
         float *oplane = j->out + co * hw;
-        for (size_t t = 0; t < nt; t++) {
-            float y[16];
-            vae_f32_winograd_f4x3_output__scalar(m + co * ntp + t, mxi, y);
-            int32_t oy = (int32_t)((t0 + t) / (size_t)j->tiles_x) * 4;
-            int32_t ox = (int32_t)((t0 + t) % (size_t)j->tiles_x) * 4;
-            for (int r = 0; r < 4 && oy + r < j->h; r++) {
-                float *o = oplane + (size_t)(oy + r) * (size_t)j->w + (size_t)ox;
-                for (int c = 0; c < 4 && ox + c < j->w; c++)
-                    o[c] = j->accumulate ? o[c] + (y[r * 4 + c] + b) : y[r * 4 + c] + b;
+        for (size_t p0 = 0; p0 < nt; p0 += 64) {
+            size_t n = min_sz(64, nt - p0);
+            kt->wg_output(n, m + co * ntp + p0, mxi, y, 64);
+            for (size_t t = 0; t < n; t++) {
+                size_t tile = t0 + p0 + t;
+                int32_t oy = (int32_t)(tile / (size_t)j->tiles_x) * 4;
+                int32_t ox = (int32_t)(tile % (size_t)j->tiles_x) * 4;
+                for (int r = 0; r < 4 && oy + r < j->h; r++) {
+                    float *o = oplane + (size_t)(oy + r) * (size_t)j->w + (size_t)ox;
+                    for (int c = 0; c < 4 && ox + c < j->w; c++) {
+                        float val = y[(size_t)(r * 4 + c) * 64 + t] + b;
+                        o[c] = j->accumulate ? o[c] + val : val;
+                    }
+                }
             }
         }
     }
@@ -120,17 +140,34 @@ static void wg_item(void *arg, size_t item, int thread)
 typedef struct wg_weights_job {
     const vae_conv *cv;
     const float *w;       /* cout x cin x 3 x 3 */
-    float *rowmajor;      /* 36 x cout x cin */
+    float *u;             /* 36 packed A matrices of upanel floats */
+    size_t upanel, mr;
 } wg_weights_job;
 
-static void wg_weight_item(void *arg, size_t co, int thread)
+/* U = G g G^T for the MR output channels of panel mp, written straight
+ * into the packed layout: for each xi the destination is one contiguous run
+ * per K block, so the 36 output streams stay cache friendly. */
+static void wg_weight_item(void *arg, size_t mp, int thread)
 {
     (void)thread;
     wg_weights_job *j = arg;
-    size_t cin = (size_t)j->cv->cin, cout = (size_t)j->cv->cout;
-    for (size_t ci = 0; ci < cin; ci++)
-        vae_f32_winograd_f4x3_weight__scalar(j->w + (co * cin + ci) * 9,
-                                             j->rowmajor + co * cin + ci, cout * cin);
+    const size_t cin = (size_t)j->cv->cin, cout = (size_t)j->cv->cout, MR = j->mr;
+    const size_t panels = (cout + MR - 1) / MR;
+    for (size_t k0 = 0; k0 < cin; k0 += VAE_GEMM_KC) {
+        size_t kc = min_sz(VAE_GEMM_KC, cin - k0);
+        float *base = j->u + k0 * panels * MR + mp * kc * MR;
+        for (size_t kq = 0; kq < kc; kq++)
+            for (size_t r = 0; r < MR; r++) {
+                size_t co = mp * MR + r;
+                float *dst = base + kq * MR + r;
+                if (co < cout) {
+                    vae_f32_winograd_f4x3_weight__scalar(j->w + (co * cin + k0 + kq) * 9, dst,
+                                                         j->upanel);
+                } else {
+                    for (size_t xi = 0; xi < 36; xi++) dst[xi * j->upanel] = 0.0f;
+                }
+            }
+    }
 }
 
 int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const float *w_raw,
@@ -143,26 +180,32 @@ int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const float *w_ra
     wg_job j;
     memset(&j, 0, sizeof j);
     size_t upanel = (size_t)vae_packed_floats(cout, cin, MR);
-    float *rowmajor = vae_alloc_floats((uint64_t)36 * cout * cin);
-    float *u = vae_alloc_floats((uint64_t)36 * upanel);
-    j.v = calloc((size_t)ctx->n_threads, sizeof *j.v);
-    j.m = calloc((size_t)ctx->n_threads, sizeof *j.m);
-    if (!rowmajor || !u || !j.v || !j.m) goto oom;
     size_t ntp = (WG_TILES + NR - 1) / NR * NR;
-    for (int i = 0; i < ctx->n_threads; i++) {
-        j.v[i] = vae_alloc_floats((uint64_t)36 * cin * ntp);
-        j.m[i] = vae_alloc_floats((uint64_t)36 * cout * ntp);
-        if (!j.v[i] || !j.m[i]) goto oom;
+    uint64_t vneed = (uint64_t)36 * cin * ntp, mneed = (uint64_t)36 * cout * ntp;
+    float *u = vae_ctx_buffer(&ctx->wg_u, &ctx->wg_u_cap, (uint64_t)36 * upanel);
+    if (!u) goto oom;
+    /* per-thread buffers share one capacity: grow them together */
+    if (ctx->wg_v_cap < vneed || ctx->wg_m_cap < mneed) {
+        uint64_t vc = vneed > ctx->wg_v_cap ? vneed : ctx->wg_v_cap;
+        uint64_t mc = mneed > ctx->wg_m_cap ? mneed : ctx->wg_m_cap;
+        for (int i = 0; i < ctx->n_threads; i++) {
+            vae_free_aligned(ctx->wg_v[i]);
+            vae_free_aligned(ctx->wg_m[i]);
+            ctx->wg_v[i] = vae_alloc_floats(vc);
+            ctx->wg_m[i] = vae_alloc_floats(mc);
+        }
+        ctx->wg_v_cap = vc;
+        ctx->wg_m_cap = mc;
+        for (int i = 0; i < ctx->n_threads; i++)
+            if (!ctx->wg_v[i] || !ctx->wg_m[i]) {
+                ctx->wg_v_cap = ctx->wg_m_cap = 0;
+                goto oom;
+            }
     }
-    /* U = G g G^T for every (co, ci), then each U[xi] packed for the kernel */
-    wg_weights_job wj = {cv, w_raw, rowmajor};
-    vae_pool_run(ctx->pool, cout, wg_weight_item, &wj);
-    for (size_t xi = 0; xi < 36; xi++) {
-        vae_packed p;
-        vae_packed_fill(&p, cout, cin, MR, rowmajor + xi * cout * cin, u + xi * upanel);
-    }
-    vae_free_aligned(rowmajor);
-    rowmajor = NULL;
+    j.v = ctx->wg_v;
+    j.m = ctx->wg_m;
+    wg_weights_job wj = {cv, w_raw, u, upanel, MR};
+    vae_pool_run(ctx->pool, (cout + MR - 1) / MR, wg_weight_item, &wj);
 
     j.ctx = ctx;
     j.cv = cv;
@@ -176,18 +219,9 @@ int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const float *w_ra
     j.out = out;
     j.accumulate = accumulate;
     vae_pool_run(ctx->pool, (j.n_tiles + WG_TILES - 1) / WG_TILES, wg_item, &j);
-    goto out;
+    return VAE_OK;
 oom:
     rc = vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory for a Winograd convolution (%zu -> %zu channels)",
                   cin, cout);
-out:
-    if (j.v)
-        for (int i = 0; i < ctx->n_threads; i++) vae_free_aligned(j.v[i]);
-    if (j.m)
-        for (int i = 0; i < ctx->n_threads; i++) vae_free_aligned(j.m[i]);
-    free(j.v);
-    free(j.m);
-    vae_free_aligned(u);
-    vae_free_aligned(rowmajor);
     return rc;
 }

@@ -1,0 +1,8 @@
+/* f32-winograd-f4x3-avx2-fma.c - the n-tile F(4x4, 3x3) transforms in 8-wide
+ * vectors: the shared source (f32-winograd-f4x3-tiles.h) built with -mavx2;
+ * bit-identical to the scalar twin. */
+#include "kernels/winograd.h"
+
+#define WG_INPUT_NAME vae_f32_winograd_f4x3_input_tiles__avx2_fma
+#define WG_OUTPUT_NAME vae_f32_winograd_f4x3_output_tiles__avx2_fma
+#include "kernels/f32-winograd-f4x3-tiles.h"

@@ -1,0 +1,87 @@
+/*
+ * f32-winograd-f4x3-tiles.h - the F(4x4, 3x3) input and output transforms
+ * over n tiles at once, tile index innermost, so that every line below is a
+ * loop over contiguous floats that the compiler turns into vector code of
+ * the file's ISA. Included by f32-winograd-f4x3-{scalar,avx2-fma,avx512}.c,
+ * which name the functions; the arithmetic is identical in all three (no
+ * contraction into FMAs: -ffp-contract=off below keeps results bit-identical
+ * across ISAs).
+ *
+ * Layouts: d[e * ld + t] is element e = 6 * row + col of tile t's 6x6 input;
+ * v[xi * vs + t] its transform; m[xi * ms + t] a product; y[e * ld + t]
+ * element e = 4 * row + col of tile t's 4x4 output. n <= WG_MAX_TILES.
+ */
+#include <stddef.h>
+
+#define WG_MAX_TILES 64
+
+#pragma GCC optimize("tree-vectorize")
+#ifdef __clang__
+#pragma clang fp contract(off)
+#else
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+static inline void wg_bt6(size_t n, const float *x0, const float *x1, const float *x2,
+                          const float *x3, const float *x4, const float *x5, float *y0,
+                          float *y1, float *y2, float *y3, float *y4, float *y5)
+{
+    for (size_t t = 0; t < n; t++) {
+        float a0 = x0[t], a1 = x1[t], a2 = x2[t], a3 = x3[t], a4 = x4[t], a5 = x5[t];
+        y0[t] = 4.0f * a0 - 5.0f * a2 + a4;
+        y1[t] = -4.0f * a1 - 4.0f * a2 + a3 + a4;
+        y2[t] = 4.0f * a1 - 4.0f * a2 - a3 + a4;
+        y3[t] = -2.0f * a1 - a2 + 2.0f * a3 + a4;
+        y4[t] = 2.0f * a1 - a2 - 2.0f * a3 + a4;
+        y5[t] = 4.0f * a1 - 5.0f * a3 + a5;
+    }
+}
+
+static inline void wg_at4(size_t n, const float *x0, const float *x1, const float *x2,
+                          const float *x3, const float *x4, const float *x5, float *y0,
+                          float *y1, float *y2, float *y3)
+{
+    for (size_t t = 0; t < n; t++) {
+        float p12 = x1[t] + x2[t], m12 = x1[t] - x2[t], p34 = x3[t] + x4[t], m34 = x3[t] - x4[t];
+        y0[t] = x0[t] + p12 + p34;
+        y1[t] = m12 + 2.0f * m34;
+        y2[t] = p12 + 4.0f * p34;
+        y3[t] = m12 + 8.0f * m34 + x5[t];
+    }
+}
+
+void WG_INPUT_NAME(size_t n, const float *d, size_t ld, float *v, size_t vs)
+{
+    float tmp[36 * WG_MAX_TILES];
+    const size_t L = WG_MAX_TILES;
+    /* columns: tmp = B^T d */
+    for (size_t c = 0; c < 6; c++)
+        wg_bt6(n, d + (0 + c) * ld, d + (6 + c) * ld, d + (12 + c) * ld, d + (18 + c) * ld,
+               d + (24 + c) * ld, d + (30 + c) * ld, tmp + (0 + c) * L, tmp + (6 + c) * L,
+               tmp + (12 + c) * L, tmp + (18 + c) * L, tmp + (24 + c) * L, tmp + (30 + c) * L);
+    /* rows: v = tmp B */
+    for (size_t r = 0; r < 6; r++) {
+        const float *x = tmp + 6 * r * L;
+        float *y = v + 6 * r * vs;
+        wg_bt6(n, x, x + L, x + 2 * L, x + 3 * L, x + 4 * L, x + 5 * L, y, y + vs, y + 2 * vs,
+               y + 3 * vs, y + 4 * vs, y + 5 * vs);
+    }
+}
+
+void WG_OUTPUT_NAME(size_t n, const float *m, size_t ms, float *y, size_t ld)
+{
+    float tmp[24 * WG_MAX_TILES];
+    const size_t L = WG_MAX_TILES;
+    /* columns: tmp (4x6) = A^T m */
+    for (size_t c = 0; c < 6; c++)
+        wg_at4(n, m + (0 + c) * ms, m + (6 + c) * ms, m + (12 + c) * ms, m + (18 + c) * ms,
+               m + (24 + c) * ms, m + (30 + c) * ms, tmp + (0 + c) * L, tmp + (6 + c) * L,
+               tmp + (12 + c) * L, tmp + (18 + c) * L);
+    /* rows: y (4x4) = tmp A */
+    for (size_t r = 0; r < 4; r++) {
+        const float *x = tmp + 6 * r * L;
+        float *o = y + 4 * r * ld;
+        wg_at4(n, x, x + L, x + 2 * L, x + 3 * L, x + 4 * L, x + 5 * L, o, o + ld, o + 2 * ld,
+               o + 3 * ld);
+    }
+}
