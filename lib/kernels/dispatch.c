@@ -39,6 +39,7 @@ static const vae_kernel_table scalar_table = {
     .bf16_to_f32 = vae_bf16_f32_cvt_ukernel__scalar,
     .wg_input = vae_f32_winograd_f4x3_input_tiles__scalar,
     .wg_output = vae_f32_winograd_f4x3_output_tiles__scalar,
+    .wg_weight = vae_f32_winograd_f4x3_weight_tiles__scalar,
 };
 
 #if defined(VAE_HAVE_AVX2_TABLE)
@@ -54,6 +55,7 @@ static const vae_kernel_table avx512_table = {
     .bf16_to_f32 = vae_bf16_f32_cvt_ukernel__scalar,
     .wg_input = vae_f32_winograd_f4x3_input_tiles__avx512,
     .wg_output = vae_f32_winograd_f4x3_output_tiles__avx512,
+    .wg_weight = vae_f32_winograd_f4x3_weight_tiles__avx512,
 };
 
 static const vae_kernel_table avx2_table = {
@@ -65,6 +67,7 @@ static const vae_kernel_table avx2_table = {
     .bf16_to_f32 = vae_bf16_f32_cvt_ukernel__scalar, /* a shift: no SIMD need */
     .wg_input = vae_f32_winograd_f4x3_input_tiles__avx2_fma,
     .wg_output = vae_f32_winograd_f4x3_output_tiles__avx2_fma,
+    .wg_weight = vae_f32_winograd_f4x3_weight_tiles__avx2_fma,
 };
 
 static unsigned xcr0_low(void)
@@ -118,6 +121,7 @@ static const vae_kernel_table neon_table = {
     .bf16_to_f32 = vae_bf16_f32_cvt_ukernel__scalar,
     .wg_input = vae_f32_winograd_f4x3_input_tiles__scalar,
     .wg_output = vae_f32_winograd_f4x3_output_tiles__scalar,
+    .wg_weight = vae_f32_winograd_f4x3_weight_tiles__scalar,
 };
 #endif
 

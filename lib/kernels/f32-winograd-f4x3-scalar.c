@@ -64,5 +64,6 @@ void vae_f32_winograd_f4x3_output__scalar(const float *m, size_t mstride, float 
 
 /* The n-tile forms (winograd.h), from the shared source. */
 #define WG_INPUT_NAME vae_f32_winograd_f4x3_input_tiles__scalar
+#define WG_WEIGHT_NAME vae_f32_winograd_f4x3_weight_tiles__scalar
 #define WG_OUTPUT_NAME vae_f32_winograd_f4x3_output_tiles__scalar
 #include "kernels/f32-winograd-f4x3-tiles.h"

@@ -50,6 +50,38 @@ static inline void wg_at4(size_t n, const float *x0, const float *x1, const floa
     }
 }
 
+static inline void wg_g6(size_t n, const float *x0, const float *x1, const float *x2, float *y0,
+                         float *y1, float *y2, float *y3, float *y4, float *y5)
+{
+    for (size_t t = 0; t < n; t++) {
+        float a0 = x0[t], a1 = x1[t], a2 = x2[t];
+        y0[t] = a0 * (1.0f / 4.0f);
+        y1[t] = (a0 + a1 + a2) * (-1.0f / 6.0f);
+        y2[t] = (a0 - a1 + a2) * (-1.0f / 6.0f);
+        y3[t] = a0 * (1.0f / 24.0f) + a1 * (1.0f / 12.0f) + a2 * (1.0f / 6.0f);
+        y4[t] = a0 * (1.0f / 24.0f) - a1 * (1.0f / 12.0f) + a2 * (1.0f / 6.0f);
+        y5[t] = a2;
+    }
+}
+
+/* U = G g G^T for n kernels: g[e * ld + t] (e = 3 * row + col < 9) ->
+ * u[xi * us + t]. */
+void WG_WEIGHT_NAME(size_t n, const float *g, size_t ld, float *u, size_t us)
+{
+    float tmp[18 * WG_MAX_TILES];
+    const size_t L = WG_MAX_TILES;
+    /* columns: tmp (6x3) = G g */
+    for (size_t c = 0; c < 3; c++)
+        wg_g6(n, g + c * ld, g + (3 + c) * ld, g + (6 + c) * ld, tmp + c * L, tmp + (3 + c) * L,
+              tmp + (6 + c) * L, tmp + (9 + c) * L, tmp + (12 + c) * L, tmp + (15 + c) * L);
+    /* rows: u (6x6) = tmp G^T */
+    for (size_t r = 0; r < 6; r++) {
+        const float *x = tmp + 3 * r * L;
+        float *y = u + 6 * r * us;
+        wg_g6(n, x, x + L, x + 2 * L, y, y + us, y + 2 * us, y + 3 * us, y + 4 * us, y + 5 * us);
+    }
+}
+
 void WG_INPUT_NAME(size_t n, const float *d, size_t ld, float *v, size_t vs)
 {
     float tmp[36 * WG_MAX_TILES];

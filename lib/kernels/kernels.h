@@ -45,6 +45,7 @@ typedef struct vae_kernel_table {
     /* Winograd F(4x4, 3x3) transforms over many tiles (winograd.h) */
     void (*wg_input)(size_t n, const float *d, size_t ld, float *v, size_t vs);
     void (*wg_output)(size_t n, const float *m, size_t ms, float *y, size_t ld);
+    void (*wg_weight)(size_t n, const float *g, size_t ld, float *u, size_t us);
 } vae_kernel_table;
 
 /* ISA levels for vae_kernels_set_max_isa(). Every table has gemm_mr 6 (the

@@ -31,7 +31,9 @@ typedef void (*vae_wg_output_fn)(size_t n, const float *m, size_t ms, float *y, 
     VAE_HIDDEN void vae_f32_winograd_f4x3_input_tiles__##isa(size_t n, const float *d,      \
                                                              size_t ld, float *v, size_t vs); \
     VAE_HIDDEN void vae_f32_winograd_f4x3_output_tiles__##isa(size_t n, const float *m,     \
-                                                              size_t ms, float *y, size_t ld);
+                                                              size_t ms, float *y, size_t ld); \
+    VAE_HIDDEN void vae_f32_winograd_f4x3_weight_tiles__##isa(size_t n, const float *g,     \
+                                                              size_t ld, float *u, size_t us);
 VAE_WG_DECL(scalar)
 VAE_WG_DECL(avx2_fma)
 VAE_WG_DECL(avx512)

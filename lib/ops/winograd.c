@@ -151,22 +151,24 @@ static void wg_weight_item(void *arg, size_t mp, int thread)
 {
     (void)thread;
     wg_weights_job *j = arg;
+    const vae_kernel_table *kt = vae_kernels();
     const size_t cin = (size_t)j->cv->cin, cout = (size_t)j->cv->cout, MR = j->mr;
     const size_t panels = (cout + MR - 1) / MR;
+    float g[9 * 64];
     for (size_t k0 = 0; k0 < cin; k0 += VAE_GEMM_KC) {
         size_t kc = min_sz(VAE_GEMM_KC, cin - k0);
         float *base = j->u + k0 * panels * MR + mp * kc * MR;
-        for (size_t kq = 0; kq < kc; kq++)
-            for (size_t r = 0; r < MR; r++) {
-                size_t co = mp * MR + r;
-                float *dst = base + kq * MR + r;
-                if (co < cout) {
-                    vae_f32_winograd_f4x3_weight__scalar(j->w + (co * cin + k0 + kq) * 9, dst,
-                                                         j->upanel);
-                } else {
-                    for (size_t xi = 0; xi < 36; xi++) dst[xi * j->upanel] = 0.0f;
-                }
+        /* element f = kq * MR + r of the block is (co = mp*MR + r, ci = k0 + kq):
+         * for each xi the block is one contiguous run */
+        for (size_t f0 = 0; f0 < kc * MR; f0 += 64) {
+            size_t n = min_sz(64, kc * MR - f0);
+            for (size_t t = 0; t < n; t++) {
+                size_t f = f0 + t, co = mp * MR + f % MR, ci = k0 + f / MR;
+                for (size_t e = 0; e < 9; e++)
+                    g[e * 64 + t] = co < cout ? j->w[(co * cin + ci) * 9 + e] : 0.0f;
             }
+            kt->wg_weight(n, g, 64, base + f0, j->upanel);
+        }
     }
 }
 
