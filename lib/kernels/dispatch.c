@@ -40,6 +40,9 @@ static const vae_kernel_table scalar_table = {
     .wg_input = vae_f32_winograd_f4x3_input_tiles__scalar,
     .wg_output = vae_f32_winograd_f4x3_output_tiles__scalar,
     .wg_weight = vae_f32_winograd_f4x3_weight_tiles__scalar,
+    .sum = vae_f32_sum_ukernel__scalar,
+    .sqdev = vae_f32_sqdev_ukernel__scalar,
+    .norm_silu = vae_f32_norm_silu_ukernel__scalar,
 };
 
 #if defined(VAE_HAVE_AVX2_TABLE)
@@ -56,6 +59,9 @@ static const vae_kernel_table avx512_table = {
     .wg_input = vae_f32_winograd_f4x3_input_tiles__avx512,
     .wg_output = vae_f32_winograd_f4x3_output_tiles__avx512,
     .wg_weight = vae_f32_winograd_f4x3_weight_tiles__avx512,
+    .sum = vae_f32_sum_ukernel__avx512,
+    .sqdev = vae_f32_sqdev_ukernel__avx512,
+    .norm_silu = vae_f32_norm_silu_ukernel__avx512,
 };
 
 static const vae_kernel_table avx2_table = {
@@ -68,6 +74,9 @@ static const vae_kernel_table avx2_table = {
     .wg_input = vae_f32_winograd_f4x3_input_tiles__avx2_fma,
     .wg_output = vae_f32_winograd_f4x3_output_tiles__avx2_fma,
     .wg_weight = vae_f32_winograd_f4x3_weight_tiles__avx2_fma,
+    .sum = vae_f32_sum_ukernel__avx2_fma,
+    .sqdev = vae_f32_sqdev_ukernel__avx2_fma,
+    .norm_silu = vae_f32_norm_silu_ukernel__avx2_fma,
 };
 
 static unsigned xcr0_low(void)
@@ -122,6 +131,9 @@ static const vae_kernel_table neon_table = {
     .wg_input = vae_f32_winograd_f4x3_input_tiles__scalar,
     .wg_output = vae_f32_winograd_f4x3_output_tiles__scalar,
     .wg_weight = vae_f32_winograd_f4x3_weight_tiles__scalar,
+    .sum = vae_f32_sum_ukernel__scalar,
+    .sqdev = vae_f32_sqdev_ukernel__scalar,
+    .norm_silu = vae_f32_norm_silu_ukernel__scalar,
 };
 #endif
 

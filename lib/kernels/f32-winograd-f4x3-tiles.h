@@ -15,11 +15,10 @@
 
 #define WG_MAX_TILES 64
 
-#pragma GCC optimize("tree-vectorize")
 #ifdef __clang__
 #pragma clang fp contract(off)
-#else
-#pragma GCC optimize("fp-contract=off")
+#elif defined(__GNUC__)
+#pragma GCC optimize("tree-vectorize", "fp-contract=off")
 #endif
 
 static inline void wg_bt6(size_t n, const float *x0, const float *x1, const float *x2,

@@ -46,6 +46,11 @@ typedef struct vae_kernel_table {
     void (*wg_input)(size_t n, const float *d, size_t ld, float *v, size_t vs);
     void (*wg_output)(size_t n, const float *m, size_t ms, float *y, size_t ld);
     void (*wg_weight)(size_t n, const float *g, size_t ld, float *u, size_t us);
+    /* GroupNorm: sum of x, sum of (x - mean)^2 (in double), and
+     * y = (x - mean) * a + b (then SiLU) */
+    double (*sum)(size_t n, const float *x);
+    double (*sqdev)(size_t n, const float *x, double mean);
+    void (*norm_silu)(size_t n, const float *x, float *y, float mean, float a, float b, int silu);
 } vae_kernel_table;
 
 /* ISA levels for vae_kernels_set_max_isa(). Every table has gemm_mr 6 (the
@@ -100,5 +105,14 @@ VAE_HIDDEN void vae_f32_gemm_ukernel_6x16__neon(size_t mr, size_t nr, size_t kc,
 VAE_HIDDEN void vae_f16_f32_cvt_ukernel__scalar(size_t n, const uint16_t *src, float *dst);
 VAE_HIDDEN void vae_f16_f32_cvt_ukernel__f16c(size_t n, const uint16_t *src, float *dst);
 VAE_HIDDEN void vae_bf16_f32_cvt_ukernel__scalar(size_t n, const uint16_t *src, float *dst);
+
+#define VAE_GN_DECL(isa)                                                                   \
+    VAE_HIDDEN double vae_f32_sum_ukernel__##isa(size_t n, const float *x);               \
+    VAE_HIDDEN double vae_f32_sqdev_ukernel__##isa(size_t n, const float *x, double mean); \
+    VAE_HIDDEN void vae_f32_norm_silu_ukernel__##isa(size_t n, const float *x, float *y,  \
+                                                     float mean, float a, float b, int silu);
+VAE_GN_DECL(scalar)
+VAE_GN_DECL(avx2_fma)
+VAE_GN_DECL(avx512)
 
 #endif
