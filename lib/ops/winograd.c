@@ -36,38 +36,47 @@ typedef struct wg_job {
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
-/* The 6x6 inputs of tiles t0 .. t0+n-1 (n <= NR), channel plane `plane`,
- * into d[e * 64 + t]: a straight strided copy when the tiles lie in one tile
- * row away from the borders, otherwise element by element with zero padding
- * (tiles past the last are all zero). */
+/* The 6x6 inputs of tiles t0 .. t0+n-1 (n <= 64) of one channel plane into
+ * d[e * 64 + t]. The tiles are taken in runs that share a tile row; for
+ * each of the 6 input rows a run needs, the span it reads is copied once
+ * into a zero-padded line, so the stride-4 gather below never checks a
+ * border. Tiles past the last one are zero. */
 static void gather_tiles(const wg_job *j, const float *plane, size_t t0, size_t n, float *d)
 {
     const int32_t w = j->w, h = j->h;
-    size_t first_row = t0 / (size_t)j->tiles_x, last = t0 + n - 1;
-    int32_t ty = (int32_t)first_row * 4 - 1, tx = (int32_t)(t0 % (size_t)j->tiles_x) * 4 - 1;
-    if (last < j->n_tiles && last / (size_t)j->tiles_x == first_row && ty >= 0 && tx >= 0 &&
-        ty + 6 <= h && tx + 4 * (int32_t)(n - 1) + 6 <= w) {
+    const size_t tx_n = (size_t)j->tiles_x;
+    float line[4 * 64 + 8];
+    size_t t = 0;
+    while (t < n) {
+        size_t tile = t0 + t;
+        if (tile >= j->n_tiles) {
+            for (size_t e = 0; e < 36; e++)
+                for (size_t q = t; q < n; q++) d[e * 64 + q] = 0.0f;
+            return;
+        }
+        size_t row = tile / tx_n, col = tile % tx_n;
+        size_t run = min_sz(n - t, tx_n - col);
+        if (tile + run > j->n_tiles) run = j->n_tiles - tile;
+        int32_t ty = (int32_t)row * 4 - 1, tx = (int32_t)col * 4 - 1;
+        int32_t span = 4 * (int32_t)run + 2; /* input columns tx .. tx+span-1 */
         for (int r = 0; r < 6; r++) {
-            const float *row = plane + (size_t)(ty + r) * (size_t)w + (size_t)tx;
+            int32_t y = ty + r;
+            if (y < 0 || y >= h) {
+                for (int c = 0; c < 6; c++)
+                    for (size_t q = 0; q < run; q++) d[(size_t)(r * 6 + c) * 64 + t + q] = 0.0f;
+                continue;
+            }
+            const float *src = plane + (size_t)y * (size_t)w;
+            int32_t x0 = tx < 0 ? 0 : tx, x1 = tx + span > w ? w : tx + span;
+            for (int32_t x = tx; x < x0; x++) line[x - tx] = 0.0f;
+            memcpy(line + (x0 - tx), src + x0, (size_t)(x1 - x0) * sizeof(float));
+            for (int32_t x = x1; x < tx + span; x++) line[x - tx] = 0.0f;
             for (int c = 0; c < 6; c++) {
-                float *dst = d + (size_t)(r * 6 + c) * 64;
-                for (size_t t = 0; t < n; t++) dst[t] = row[4 * t + (size_t)c];
+                float *dst = d + (size_t)(r * 6 + c) * 64 + t;
+                for (size_t q = 0; q < run; q++) dst[q] = line[4 * q + (size_t)c];
             }
         }
-        return;
-    }
-    for (size_t t = 0; t < n; t++) {
-        size_t tile = t0 + t;
-        int valid = tile < j->n_tiles;
-        int32_t y0 = (int32_t)(tile / (size_t)j->tiles_x) * 4 - 1;
-        int32_t x0 = (int32_t)(tile % (size_t)j->tiles_x) * 4 - 1;
-        for (int r = 0; r < 6; r++)
-            for (int c = 0; c < 6; c++) {
-                int32_t y = y0 + r, x = x0 + c;
-                d[(size_t)(r * 6 + c) * 64 + t] =
-                    (valid && y >= 0 && y < h && x >= 0 && x < w)
-                        ? plane[(size_t)y * (size_t)w + (size_t)x] : 0.0f;
-            }
+        t += run;
     }
 }
 
@@ -125,12 +134,14 @@ static void wg_item(void *arg, size_t item, int thread)
                 size_t tile = t0 + p0 + t;
                 int32_t oy = (int32_t)(tile / (size_t)j->tiles_x) * 4;
                 int32_t ox = (int32_t)(tile % (size_t)j->tiles_x) * 4;
-                for (int r = 0; r < 4 && oy + r < j->h; r++) {
+                int32_t rows = j->h - oy < 4 ? j->h - oy : 4, cols = j->w - ox < 4 ? j->w - ox : 4;
+                const float *yt = y + t;
+                for (int32_t r = 0; r < rows; r++) {
                     float *o = oplane + (size_t)(oy + r) * (size_t)j->w + (size_t)ox;
-                    for (int c = 0; c < 4 && ox + c < j->w; c++) {
-                        float val = y[(size_t)(r * 4 + c) * 64 + t] + b;
-                        o[c] = j->accumulate ? o[c] + val : val;
-                    }
+                    if (j->accumulate)
+                        for (int32_t c = 0; c < cols; c++) o[c] += yt[(size_t)(r * 4 + c) * 64] + b;
+                    else
+                        for (int32_t c = 0; c < cols; c++) o[c] = yt[(size_t)(r * 4 + c) * 64] + b;
                 }
             }
         }
