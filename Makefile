@@ -2,6 +2,9 @@
 #
 #   make                 library, CLI and tools into build/
 #   make check           every test (parity, ops, kernels, loader, PNG, CLI)
+#   make check-abi       exported symbols, SONAME, abidiff against the baseline
+#   make examples-check  install into a temporary prefix, build and run the
+#                        clients in examples/*/ against it (pkg-config)
 #   make demo [MODEL=…]  round-trip the sample photographs through a VAE
 #   make install PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -139,10 +142,13 @@ $(B)/libcommon.a: $(COMMON_OBJ)
 	$(E) "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $(COMMON_OBJ)
 
+# The .pc file holds the install paths, so `make install` writes it again
+# with the PREFIX/LIBDIR of that command (a plain `make` has the defaults).
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+  -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' pkgconfig/sdxlvae.pc.in
 $(B)/sdxlvae.pc: pkgconfig/sdxlvae.pc.in $(HDR)
 	@mkdir -p $(dir $@)
-	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
-	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+	$(Q)$(PC_SED) > $@
 
 # The CLI links the shared library, as a user's program would.
 $(CLI): examples/sdxlvae.c $(B)/libcommon.a $(B)/lib/libsdxlvae.so
@@ -222,6 +228,37 @@ $(B)/bin/bench: test/bench/bench.c test/bench/fma-peak.h $(BENCH_OBJ) $(LIB_A)
 
 -include $(BENCH_OBJ:.o=.d)
 
+# ---- ABI ---------------------------------------------------------------------------
+# make check-abi: the exported symbols are exactly lib/libsdxlvae.map's, the
+# SONAME is right, and abidiff finds only additions against the committed ABI
+# of the last release (test/abi/README.md says how a release updates it with
+# make abi-baseline). Build with gcc (the default): the baseline is gcc's
+# debug info.
+ABI_BASELINE := test/abi/libsdxlvae.abi
+ABIDW_FLAGS := --headers-dir include --drop-private-types --exported-interfaces-only \
+  --no-corpus-path --no-comp-dir-path --short-locs --type-id-style hash
+
+.PHONY: check-abi abi-baseline examples-check
+check-abi: $(LIB_SO)
+	@sh test/tools/ensure-deps.sh abigail-tools
+	@sh test/abi/check-abi.sh $(LIB_SO) lib/libsdxlvae.map $(SONAME) $(ABI_BASELINE) \
+	  test/abi/suppressions.abignore include
+
+abi-baseline: $(LIB_SO)
+	@sh test/tools/ensure-deps.sh abigail-tools
+	abidw $(ABIDW_FLAGS) --out-file $(ABI_BASELINE) $(LIB_SO)
+
+# ---- examples ------------------------------------------------------------------------
+# make examples-check: make install PREFIX=/usr into a temporary DESTDIR, then
+# examples/run-examples.sh builds every examples/*/check.sh's client with
+# pkg-config against it and runs it (EXAMPLES="c python" for some only).
+examples-check: all
+	@stage=$$(mktemp -d "$${TMPDIR:-/tmp}/sdxlvae-stage.XXXXXX") && \
+	if $(MAKE) --no-print-directory install PREFIX=/usr DESTDIR="$$stage" >"$$stage.log" 2>&1; then \
+	  SDXLVAE_STAGE="$$stage" bash examples/run-examples.sh; rc=$$?; \
+	else tail -n 20 "$$stage.log"; echo "examples-check: make install failed"; rc=1; fi; \
+	rm -rf "$$stage" "$$stage.log"; exit $$rc
+
 # ---- install -------------------------------------------------------------------
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR) \
@@ -231,7 +268,8 @@ install: all
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libsdxlvae.so
 	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/libsdxlvae.a
 	install -m 644 $(HDR) $(DESTDIR)$(INCLUDEDIR)/sdxlvae.h
-	install -m 644 $(B)/sdxlvae.pc $(DESTDIR)$(PKGCONFIGDIR)/sdxlvae.pc
+	$(PC_SED) > $(DESTDIR)$(PKGCONFIGDIR)/sdxlvae.pc
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/sdxlvae.pc
 	$(CC) $(ALL_CFLAGS) -Iexamples examples/sdxlvae.c -o $(B)/sdxlvae-installed \
 	  $(B)/libcommon.a -L$(B)/lib -lsdxlvae $(SAN_LDFLAGS) $(LDFLAGS) $(ZLIB_LIBS) -lm
 	install -m 755 $(B)/sdxlvae-installed $(DESTDIR)$(BINDIR)/sdxlvae
@@ -247,3 +285,96 @@ clean:
 	rm -rf $(B)
 
 -include $(LIB_OBJ:.o=.d) $(COMMON_OBJ:.o=.d)
+
+# ---- fuzzing -------------------------------------------------------------------
+# libFuzzer harnesses of test/fuzz/ (docs in test/fuzz/README.md), built with
+# clang and ASan+UBSan into $(B)/fuzz/, objects apart from the normal build's.
+#   make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="png npy"]  fuzz each harness for
+#       FUZZ_SECONDS; new corpus entries go to $(B)/fuzz/corpus/<harness>/,
+#       crashes to $(B)/fuzz/artifacts/<harness>/ (copy them into
+#       test/fuzz/regressions/<harness>/ once fixed, to keep them forever)
+#   make fuzz-replay  runs every seed and every regression input once
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= safetensors config loader npy png
+FUZZ_DIR := $(B)/fuzz
+# Largest input each harness is given while fuzzing (bytes): a little above
+# its largest seed. The loader's is one tiny model plus its config.json.
+FUZZ_MAXLEN_safetensors := 16384
+FUZZ_MAXLEN_config := 4096
+FUZZ_MAXLEN_loader := 20480
+FUZZ_MAXLEN_npy := 8192
+FUZZ_MAXLEN_png := 16384
+FUZZ_RUN_FLAGS := -rss_limit_mb=2048 -timeout=60 -print_final_stats=1
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DSDXLVAE_BUILD -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION \
+  -O1 -g -Wall -Wextra -Iinclude -Ilib -Iexamples $(CJSON_CFLAGS) $(FUZZ_SAN)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_COMMON_OBJ := $(COMMON_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_LIBS := $(FUZZ_DIR)/libcommon.a $(FUZZ_DIR)/libsdxlvae.a
+FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+# the per-ISA kernel flags of the normal build, for these objects' paths
+$(FUZZ_DIR)/obj/lib/kernels/%-avx2.o $(FUZZ_DIR)/obj/lib/kernels/%-avx2-fma.o: ISA_FLAGS := -mavx2 -mfma -mf16c
+$(FUZZ_DIR)/obj/lib/kernels/%-avx512.o: ISA_FLAGS := -mavx512f -mavx512vl -mfma
+$(FUZZ_DIR)/obj/lib/kernels/%-f16c.o: ISA_FLAGS := -mavx -mf16c
+
+.PHONY: fuzz fuzz-build fuzz-replay
+fuzz-build: $(FUZZ_BIN)
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(E) "  FUZZCC  $<"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(ISA_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_DIR)/libsdxlvae.a: $(FUZZ_LIB_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(FUZZ_DIR)/libcommon.a: $(FUZZ_COMMON_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_LIBS)
+	$(E) "  FUZZLD  $@"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -fsanitize=fuzzer $< -o $@ $(FUZZ_LIBS) \
+	  $(CJSON_LIBS) $(ZLIB_LIBS) -lm -lpthread
+
+# Each harness fuzzes for FUZZ_SECONDS from the seeds, the regressions and
+# what earlier runs found; all run even when one fails, then the target fails.
+fuzz: $(FUZZ_BIN)
+	@failed=""; \
+	for spec in $(foreach h,$(FUZZ_TARGETS),$(h):$(FUZZ_MAXLEN_$(h))); do \
+	  h=$${spec%%:*}; maxlen=$${spec#*:}; \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$h $(FUZZ_DIR)/artifacts/$$h test/fuzz/regressions/$$h; \
+	  dict=; if [ -f test/fuzz/$$h.dict ]; then dict=-dict=test/fuzz/$$h.dict; fi; \
+	  echo "== fuzz_$$h: $(FUZZ_SECONDS) s, -max_len=$$maxlen"; \
+	  $(FUZZ_DIR)/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -max_len=$$maxlen $$dict \
+	    $(FUZZ_RUN_FLAGS) -artifact_prefix=$(FUZZ_DIR)/artifacts/$$h/ \
+	    $(FUZZ_DIR)/corpus/$$h test/fuzz/corpus/$$h test/fuzz/regressions/$$h \
+	    >$(FUZZ_DIR)/fuzz-$$h.log 2>&1; rc=$$?; \
+	  grep -E '^#[0-9]+ +DONE|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' \
+	    $(FUZZ_DIR)/fuzz-$$h.log | sed 's/^/   /'; \
+	  if [ $$rc -ne 0 ]; then \
+	    failed="$$failed $$h"; tail -n 60 $(FUZZ_DIR)/fuzz-$$h.log; \
+	    echo "fuzz_$$h FAILED (exit $$rc): inputs in $(FUZZ_DIR)/artifacts/$$h/, log $(FUZZ_DIR)/fuzz-$$h.log"; \
+	  fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: FAILED:$$failed"; exit 1; fi; \
+	echo "fuzz: $(words $(FUZZ_TARGETS)) harnesses ran $(FUZZ_SECONDS) s each without a failure"
+
+# Every seed and every regression input, once each (as individual files:
+# libFuzzer then runs exactly these bytes, whatever their size).
+fuzz-replay: $(FUZZ_BIN)
+	@failed=""; \
+	for h in $(FUZZ_TARGETS); do \
+	  files=$$(find test/fuzz/corpus/$$h test/fuzz/regressions/$$h -type f \
+	           ! -name '.*' ! -name '*.md' 2>/dev/null | LC_ALL=C sort); \
+	  n=$$(printf '%s\n' $$files | grep -c .); \
+	  if [ $$n -eq 0 ]; then echo "== fuzz_$$h: no inputs"; continue; fi; \
+	  if $(FUZZ_DIR)/fuzz_$$h -runs=0 $(FUZZ_RUN_FLAGS) $$files >$(FUZZ_DIR)/replay-$$h.log 2>&1; then \
+	    echo "== fuzz_$$h: replayed $$n inputs: ok"; \
+	  else \
+	    failed="$$failed $$h"; grep -vE '^(Running|Executed) ' $(FUZZ_DIR)/replay-$$h.log | tail -n 40; \
+	    echo "== fuzz_$$h: replayed $$n inputs: FAILED (log $(FUZZ_DIR)/replay-$$h.log)"; \
+	  fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz-replay: FAILED:$$failed"; exit 1; fi
+
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_COMMON_OBJ:.o=.d)

@@ -1,11 +1,15 @@
 /*
  * sdxlvae - the command-line tool of libsdxlvae.
  *
- *   sdxlvae encode    -m MODEL [--raw] [--sample SEED] [--threads N] IN OUT
+ *   sdxlvae encode    -m MODEL [--raw] [--sample SEED] [--crop] [--threads N] IN OUT
  *   sdxlvae decode    -m MODEL [--raw] [--threads N] IN OUT
- *   sdxlvae roundtrip -m MODEL [--threads N] IN.png OUT.png
+ *   sdxlvae roundtrip -m MODEL [--crop] [--threads N] IN.png OUT.png
  *   sdxlvae info      -m MODEL
  *   sdxlvae convert   IN OUT
+ *
+ * Every command takes -v (timings of its stages on stderr); encode, decode
+ * and roundtrip draw a progress bar on stderr when it is a terminal and the
+ * work takes more than a second, unless -q/--quiet.
  *
  * Files are told apart by extension: .npy holds float32 NCHW tensors (images
  * in [-1, 1]), .png holds images (any PNG in, 8-bit RGB out).
@@ -27,6 +31,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sdxlvae.h"
@@ -36,6 +41,80 @@
 #define EXIT_USAGE 2
 #define MAX_THREADS 1024
 #define ERRCAP 512
+
+/* ---- Progress bar and timings -------------------------------------------- */
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The bar of the library call running now (vae_run_options.progress). It
+ * appears once the call has run for `delay` seconds, on stderr, and only
+ * when stderr is a terminal; it is erased when the call ends. */
+typedef struct progress_bar {
+    int enabled;         /* stderr is a terminal and no --quiet */
+    double delay;        /* seconds before the bar appears */
+    const char *label;   /* "encoding", "decoding" */
+    double start;
+    int shown;           /* the bar is on the terminal's last line */
+    int drawn_permille;  /* what is drawn, -1: nothing */
+} progress_bar;
+
+static progress_bar g_bar;
+static int g_verbose;
+
+/* Erases the bar so that a message can take the line. */
+static void bar_clear(void)
+{
+    if (g_bar.shown) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+        g_bar.shown = 0;
+    }
+    g_bar.drawn_permille = -1;
+}
+
+static int32_t on_progress(void *user, float fraction, int32_t stage)
+{
+    progress_bar *b = user;
+    (void)stage;
+    double t = now_seconds() - b->start;
+    if (t < b->delay)
+        return 0;
+    int permille = (int)(fraction * 1000.0f);
+    if (permille == b->drawn_permille)
+        return 0;
+    enum { WIDTH = 30 };
+    char bar[WIDTH + 1];
+    int full = permille * WIDTH / 1000;
+    for (int i = 0; i < WIDTH; i++)
+        bar[i] = i < full ? '#' : '.';
+    bar[WIDTH] = '\0';
+    fprintf(stderr, "\r%s [%s] %5.1f%% %6.1f s", b->label, bar, permille / 10.0, t);
+    fflush(stderr);
+    b->shown = 1;
+    b->drawn_permille = permille;
+    return 0;
+}
+
+static void bar_begin(const char *label)
+{
+    g_bar.label = label;
+    g_bar.start = now_seconds();
+    g_bar.drawn_permille = -1;
+}
+
+/* -v: "STAGE  SECONDS s" on stderr, for the stage that began at t0. */
+static void timing(const char *stage, double t0)
+{
+    if (!g_verbose)
+        return;
+    bar_clear();
+    fprintf(stderr, "%-7s %8.3f s\n", stage, now_seconds() - t0);
+}
 
 /* ---- Messages ------------------------------------------------------------ */
 
@@ -66,6 +145,7 @@ static void errorf(const char *fmt, ...)
             *p = ' ';
     while (len > 0 && buf[len - 1] == ' ')
         buf[--len] = '\0';
+    bar_clear();
     fprintf(stderr, "sdxlvae: %s\n", buf);
     free(buf);
 }
@@ -111,6 +191,10 @@ static const char USAGE_MAIN[] =
     "  -h, --help     show this help; 'sdxlvae COMMAND --help' for a command\n"
     "      --version  print the library version\n"
     "\n"
+    "encode, decode and roundtrip show a progress bar on stderr when it is a\n"
+    "terminal and the work takes more than a second (-q, --quiet: never); every\n"
+    "command takes -v, --verbose to print the time of each stage on stderr.\n"
+    "\n"
     "Files are told apart by their extension (case does not matter):\n"
     "  .npy  float32 NCHW tensor, any batch; images have 3 channels in [-1, 1]\n"
     "  .png  images: any PNG is read (v/maxval*2-1), 8-bit RGB is written\n"
@@ -118,7 +202,8 @@ static const char USAGE_MAIN[] =
     "Exit status: 0 on success, 1 on failure, 2 on a usage error.\n";
 
 static const char USAGE_ENCODE[] =
-    "Usage: sdxlvae encode -m MODEL [--raw] [--sample SEED] [--crop] [--threads N] IN OUT\n"
+    "Usage: sdxlvae encode -m MODEL [--raw] [--sample SEED] [--crop] [--threads N]\n"
+    "                      [-q] [-v] IN OUT\n"
     "\n"
     "Encodes images into latents. IN is a .png or a .npy (N x 3 x H x W or\n"
     "3 x H x W, values in [-1, 1]); OUT is a .npy (N x C x H/8 x W/8). H and W\n"
@@ -133,10 +218,13 @@ static const char USAGE_ENCODE[] =
     "      --crop         crop the right and bottom edges of an image whose\n"
     "                     sides are not multiples of 8 (default: an error)\n"
     "      --threads N    worker threads, 0..1024 (default 0: every CPU)\n"
+    "  -q, --quiet        no progress bar\n"
+    "  -v, --verbose      print the time of each stage (load, read, encode,\n"
+    "                     decode, write) on stderr\n"
     "  -h, --help         show this help\n";
 
 static const char USAGE_DECODE[] =
-    "Usage: sdxlvae decode -m MODEL [--raw] [--threads N] IN OUT\n"
+    "Usage: sdxlvae decode -m MODEL [--raw] [--threads N] [-q] [-v] IN OUT\n"
     "\n"
     "Decodes latents into images. IN is a .npy (N x C x h x w or C x h x w);\n"
     "OUT is a .png (N must be 1) or a .npy (N x 3 x 8h x 8w, raw decoder\n"
@@ -146,10 +234,13 @@ static const char USAGE_DECODE[] =
     "  -m, --model MODEL  a .safetensors file or a diffusers folder\n"
     "      --raw          IN holds raw latents (default: scaled)\n"
     "      --threads N    worker threads, 0..1024 (default 0: every CPU)\n"
+    "  -q, --quiet        no progress bar\n"
+    "  -v, --verbose      print the time of each stage (load, read, encode,\n"
+    "                     decode, write) on stderr\n"
     "  -h, --help         show this help\n";
 
 static const char USAGE_ROUNDTRIP[] =
-    "Usage: sdxlvae roundtrip -m MODEL [--crop] [--threads N] IN.png OUT.png\n"
+    "Usage: sdxlvae roundtrip -m MODEL [--crop] [--threads N] [-q] [-v] IN.png OUT.png\n"
     "\n"
     "Encodes IN.png, decodes the latent into OUT.png and prints the PSNR of\n"
     "OUT against IN on 8-bit values, e.g. \"PSNR 31.42 dB\".\n"
@@ -159,31 +250,39 @@ static const char USAGE_ROUNDTRIP[] =
     "      --crop         crop the right and bottom edges of an image whose\n"
     "                     sides are not multiples of 8 (default: an error)\n"
     "      --threads N    worker threads, 0..1024 (default 0: every CPU)\n"
+    "  -q, --quiet        no progress bar\n"
+    "  -v, --verbose      print the time of each stage (load, read, encode,\n"
+    "                     decode, write) on stderr\n"
     "  -h, --help         show this help\n";
 
 static const char USAGE_INFO[] =
-    "Usage: sdxlvae info -m MODEL\n"
+    "Usage: sdxlvae info -m MODEL [-v]\n"
     "\n"
     "Prints the model's family, tensor naming, architecture, weight type,\n"
     "parameter count and latent scaling as \"key: value\" lines.\n"
     "\n"
     "Options:\n"
     "  -m, --model MODEL  a .safetensors file or a diffusers folder\n"
+    "  -v, --verbose      print the time the load took on stderr\n"
     "  -h, --help         show this help\n";
 
 static const char USAGE_CONVERT[] =
-    "Usage: sdxlvae convert IN OUT\n"
+    "Usage: sdxlvae convert [-v] IN OUT\n"
     "\n"
     "Converts an image between PNG and .npy. PNG -> .npy gives float32\n"
     "1 x 3 x H x W in [-1, 1]; .npy (1 x 3 x H x W or 3 x H x W) -> PNG maps\n"
     "[-1, 1] to 0..255, clamped.\n"
     "\n"
     "Options:\n"
+    "  -v, --verbose      print the time of each stage (read, write) on stderr\n"
     "  -h, --help         show this help\n";
 
 /* ---- Arguments --------------------------------------------------------- */
 
-enum { OPT_MODEL = 1, OPT_RAW = 2, OPT_SAMPLE = 4, OPT_THREADS = 8, OPT_CROP = 16 };
+enum {
+    OPT_MODEL = 1, OPT_RAW = 2, OPT_SAMPLE = 4, OPT_THREADS = 8, OPT_CROP = 16,
+    OPT_QUIET = 32, OPT_VERBOSE = 64
+};
 
 typedef struct cli_args {
     const char *verb;
@@ -195,6 +294,8 @@ typedef struct cli_args {
     uint64_t seed;
     int32_t threads;
     int crop;
+    int quiet;
+    int verbose;
 } cli_args;
 
 typedef struct verb_desc {
@@ -307,6 +408,20 @@ static int parse_args(const verb_desc *v, int argc, char **argv, cli_args *a)
                 return PARSE_USAGE;
             }
             a->raw = 1;
+        } else if ((v->opts & OPT_QUIET) &&
+                   (strcmp(arg, "-q") == 0 || match_long(arg, "--quiet", &val))) {
+            if (val != NULL) {
+                errorf("%s: option '--quiet' takes no value", v->name);
+                return PARSE_USAGE;
+            }
+            a->quiet = 1;
+        } else if ((v->opts & OPT_VERBOSE) &&
+                   (strcmp(arg, "-v") == 0 || match_long(arg, "--verbose", &val))) {
+            if (val != NULL) {
+                errorf("%s: option '--verbose' takes no value", v->name);
+                return PARSE_USAGE;
+            }
+            a->verbose = 1;
         } else if ((v->opts & OPT_CROP) && match_long(arg, "--crop", &val)) {
             if (val != NULL) {
                 errorf("%s: option '--crop' takes no value", v->name);
@@ -758,6 +873,10 @@ static void run_options(const cli_args *a, vae_run_options *ro)
 {
     vae_run_options_init(ro);
     ro->n_threads = a->threads;
+    if (g_bar.enabled) {
+        ro->progress = on_progress;
+        ro->progress_user = &g_bar;
+    }
     if (a->raw)
         ro->flags |= VAE_FLAG_RAW_LATENT;
     if (a->sample) {
@@ -820,14 +939,18 @@ static int do_encode(vae_model *m, const cli_args *a, const char *in,
     }
     vae_run_options ro;
     run_options(a, &ro);
+    double t0 = now_seconds();
+    bar_begin("encoding");
     if (st == VAE_OK)
         st = vae_encode(m, img->data, img->n, img->h, img->w, lat->data, count,
                         &ro);
+    bar_clear();
     if (st != VAE_OK) {
         lib_error(m, st, in);
         tensor_free(lat);
         return -1;
     }
+    timing("encode", t0);
     return 0;
 }
 
@@ -865,14 +988,18 @@ static int do_decode(vae_model *m, const cli_args *a, const char *in,
     }
     vae_run_options ro;
     run_options(a, &ro);
+    double t0 = now_seconds();
+    bar_begin("decoding");
     if (st == VAE_OK)
         st = vae_decode(m, lat->data, lat->n, lat->h, lat->w, img->data, count,
                         &ro);
+    bar_clear();
     if (st != VAE_OK) {
         lib_error(m, st, in);
         tensor_free(img);
         return -1;
     }
+    timing("decode", t0);
     return 0;
 }
 
@@ -897,10 +1024,14 @@ static int cmd_encode(const cli_args *a)
     vae_model *m = NULL;
     tensor img = {0}, lat = {0};
     out_file o = {0};
+    double t0 = now_seconds(), t;
     if (load_model(a->model, a->threads, &m) != 0)
         goto done;
+    timing("load", t0);
+    t = now_seconds();
     if (read_image(in, &img) != 0)
         goto done;
+    timing("read", t);
     /* The temporary output exists before the long part, so an unwritable
      * OUT fails at once. */
     if (out_begin(&o, out) != 0)
@@ -910,8 +1041,11 @@ static int cmd_encode(const cli_args *a)
     if (do_encode(m, a, in, &img, &lat) != 0)
         goto done;
     tensor_free(&img);  /* before writing: peak memory */
+    t = now_seconds();
     if (write_output(&o, &lat, NULL) != 0)
         goto done;
+    timing("write", t);
+    timing("total", t0);
     rc = EXIT_SUCCESS;
 done:
     out_abort(&o);
@@ -940,10 +1074,14 @@ static int cmd_decode(const cli_args *a)
     vae_model *m = NULL;
     tensor lat = {0}, img = {0};
     out_file o = {0};
+    double t0 = now_seconds(), t;
     if (load_model(a->model, a->threads, &m) != 0)
         goto done;
+    timing("load", t0);
+    t = now_seconds();
     if (read_npy_tensor(in, &lat) != 0)
         goto done;
+    timing("read", t);
     if (ko == KIND_PNG && lat.n != 1) {
         errorf("%s: cannot write a batch of %d images to one PNG (write a "
                ".npy instead)", out, (int)lat.n);
@@ -956,8 +1094,11 @@ static int cmd_decode(const cli_args *a)
     tensor_free(&lat);
     if (ko == KIND_PNG && check_png_out(out, &img) != 0)
         goto done;
+    t = now_seconds();
     if (write_output(&o, &img, NULL) != 0)
         goto done;
+    timing("write", t);
+    timing("total", t0);
     rc = EXIT_SUCCESS;
 done:
     out_abort(&o);
@@ -988,10 +1129,14 @@ static int cmd_roundtrip(const cli_args *a)
     uint8_t *rgb = NULL;
     out_file o = {0};
     memset(&src, 0, sizeof src);
+    double t0 = now_seconds(), t;
     if (load_model(a->model, a->threads, &m) != 0)
         goto done;
+    timing("load", t0);
+    t = now_seconds();
     if (read_png_tensor(in, &img, &src) != 0)
         goto done;
+    timing("read", t);
     if (out_begin(&o, out) != 0)
         goto done;
     if (a->crop && crop_tensor(&img, vae_downsample_factor(m), in) != 0)
@@ -1021,8 +1166,11 @@ static int cmd_roundtrip(const cli_args *a)
         double d = ref - (double)rgb[i];
         sse += d * d;
     }
+    t = now_seconds();
     if (write_output(&o, &dec, rgb) != 0)
         goto done;
+    timing("write", t);
+    timing("total", t0);
     double mse = sse / (double)samples;
     if (mse == 0.0)
         printf("PSNR inf dB\n");
@@ -1060,8 +1208,10 @@ static int cmd_info(const cli_args *a)
 {
     vae_model *m = NULL;
     vae_model_info info;
+    double t0 = now_seconds();
     if (load_model(a->model, 0, &m) != 0)
         return EXIT_FAILURE;
+    timing("load", t0);
     memset(&info, 0, sizeof info);
     info.size = sizeof info;
     int32_t st = vae_get_info(m, &info);
@@ -1125,12 +1275,17 @@ static int cmd_convert(const cli_args *a)
     int rc = EXIT_FAILURE;
     tensor t = {0};
     out_file o = {0};
+    double t0 = now_seconds(), tw;
     if (read_image(in, &t) != 0)
         goto done;
+    timing("read", t0);
     if (ko == KIND_PNG && check_png_out(out, &t) != 0)
         goto done;
+    tw = now_seconds();
     if (out_begin(&o, out) != 0 || write_output(&o, &t, NULL) != 0)
         goto done;
+    timing("write", tw);
+    timing("total", t0);
     rc = EXIT_SUCCESS;
 done:
     out_abort(&o);
@@ -1141,12 +1296,13 @@ done:
 /* ---- main ------------------------------------------------------------------ */
 
 static const verb_desc VERBS[] = {
-    {"encode", OPT_MODEL | OPT_RAW | OPT_SAMPLE | OPT_THREADS | OPT_CROP, 2, USAGE_ENCODE,
-     cmd_encode},
-    {"decode", OPT_MODEL | OPT_RAW | OPT_THREADS, 2, USAGE_DECODE, cmd_decode},
-    {"roundtrip", OPT_MODEL | OPT_THREADS | OPT_CROP, 2, USAGE_ROUNDTRIP, cmd_roundtrip},
-    {"info", OPT_MODEL, 0, USAGE_INFO, cmd_info},
-    {"convert", 0, 2, USAGE_CONVERT, cmd_convert},
+#define OPT_RUN (OPT_MODEL | OPT_THREADS | OPT_QUIET | OPT_VERBOSE)
+    {"encode", OPT_RUN | OPT_RAW | OPT_SAMPLE | OPT_CROP, 2, USAGE_ENCODE, cmd_encode},
+    {"decode", OPT_RUN | OPT_RAW, 2, USAGE_DECODE, cmd_decode},
+    {"roundtrip", OPT_RUN | OPT_CROP, 2, USAGE_ROUNDTRIP, cmd_roundtrip},
+    {"info", OPT_MODEL | OPT_VERBOSE, 0, USAGE_INFO, cmd_info},
+    {"convert", OPT_VERBOSE, 2, USAGE_CONVERT, cmd_convert},
+#undef OPT_RUN
 };
 
 static const verb_desc *find_verb(const char *name)
@@ -1199,6 +1355,13 @@ int main(int argc, char **argv)
         return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
     if (p != 0)
         return EXIT_USAGE;
+    g_verbose = a.verbose;
+    g_bar.enabled = !a.quiet && isatty(STDERR_FILENO);
+    g_bar.delay = 1.0;
+    /* For tests and impatient people: the bar's delay in seconds. */
+    const char *delay = getenv("SDXLVAE_PROGRESS_DELAY");
+    if (delay != NULL && *delay != '\0')
+        g_bar.delay = atof(delay);
     install_signal_handlers();
     return v->run(&a);
 }

@@ -75,6 +75,7 @@ VAE_API uint32_t vae_abi_version(void);
 #define VAE_ERR_NO_MEMORY (-6)        /* an allocation failed                 */
 #define VAE_ERR_BUFFER_TOO_SMALL (-7) /* the output buffer capacity is short  */
 #define VAE_ERR_INTERNAL (-8)         /* a bug: please report it              */
+#define VAE_ERR_CANCELLED (-9)        /* the progress callback asked to stop  */
 
 /* A static English name for a status code; never NULL. */
 VAE_API const char *vae_strerror(int32_t status);
@@ -176,12 +177,31 @@ VAE_API int32_t vae_get_info(const vae_model *model, vae_model_info *info);
  * has the figures). */
 #define VAE_FLAG_DIRECT_CONV (1u << 2)
 
+/* Stages reported to a progress callback. */
+#define VAE_STAGE_ENCODE 1  /* vae_encode, vae_encode_moments */
+#define VAE_STAGE_DECODE 2  /* vae_decode */
+
+/*
+ * A progress callback (vae_run_options.progress). It is called on the thread
+ * that made the run call, never on a worker: once with fraction 0 before any
+ * work, after every layer of the network, and, on success, a last time with
+ * exactly 1.0. fraction never decreases over one call and covers the whole
+ * batch (all n images). Return 0 to go on; any other value cancels the call,
+ * which then returns VAE_ERR_CANCELLED (the return value of the last call,
+ * with 1.0, is ignored: the work is done). The callback must not free the
+ * handle; it may call the library on other work.
+ */
+typedef int32_t (*vae_progress_fn)(void *user, float fraction, int32_t stage);
+
 typedef struct vae_run_options {
     uint32_t size;      /* sizeof(vae_run_options): set by the init function */
     uint32_t flags;     /* VAE_FLAG_* bits                                    */
     int32_t n_threads;  /* 0 = the handle's default                           */
     int32_t reserved;   /* must be 0                                          */
     uint64_t seed;      /* with VAE_FLAG_SAMPLE: the noise seed               */
+    /* Since SDXLVAE_1.1: */
+    vae_progress_fn progress; /* NULL = no progress reports               */
+    void *progress_user;      /* passed to progress as its first argument */
 } vae_run_options;
 
 /* Fills *opts with the defaults (mean, scaled latents, handle's threads). */
@@ -229,6 +249,10 @@ VAE_API int32_t vae_decode(const vae_model *model, const float *latent,
                            float *image, uint64_t image_capacity,
                            const vae_run_options *opts);
 
+/* For the three run functions above: when opts->progress cancels a call, it
+ * returns VAE_ERR_CANCELLED having freed everything it allocated; the handle
+ * stays usable and the output buffer's contents are unspecified. */
+
 /* ---- Errors -------------------------------------------------------------- */
 
 /*
@@ -246,6 +270,118 @@ VAE_API const char *vae_last_error(const vae_model *model);
  */
 VAE_API uint64_t vae_copy_last_error(const vae_model *model, char *buf,
                                      uint64_t cap);
+
+/* ---- Constants as functions ------------------------------------------------ */
+
+/*
+ * Every constant above has a function twin named after it in lower case
+ * (libsodium's habit), so that bindings (ctypes, cgo, Rust, C#) never need
+ * to parse this header: VAE_FLAG_SAMPLE is vae_flag_sample(). The values
+ * never change within one ABI. vae_version_number() and vae_abi_version()
+ * above are the twins of VAE_VERSION_NUMBER and VAE_ABI_VERSION. The *_size()
+ * functions return sizeof the public structs as this library knows them.
+ */
+VAE_API int32_t vae_ok(void);
+VAE_API int32_t vae_err_invalid_argument(void);
+VAE_API int32_t vae_err_io(void);
+VAE_API int32_t vae_err_format(void);
+VAE_API int32_t vae_err_unsupported(void);
+VAE_API int32_t vae_err_model(void);
+VAE_API int32_t vae_err_no_memory(void);
+VAE_API int32_t vae_err_buffer_too_small(void);
+VAE_API int32_t vae_err_internal(void);
+VAE_API int32_t vae_err_cancelled(void);
+VAE_API uint32_t vae_flag_raw_latent(void);
+VAE_API uint32_t vae_flag_sample(void);
+VAE_API uint32_t vae_flag_direct_conv(void);
+VAE_API int32_t vae_dtype_f32(void);
+VAE_API int32_t vae_dtype_f16(void);
+VAE_API int32_t vae_dtype_bf16(void);
+VAE_API int32_t vae_dtype_mixed(void);
+VAE_API int32_t vae_max_levels(void);
+VAE_API int32_t vae_stage_encode(void);
+VAE_API int32_t vae_stage_decode(void);
+VAE_API uint32_t vae_load_options_size(void);
+VAE_API uint32_t vae_run_options_size(void);
+VAE_API uint32_t vae_model_info_size(void);
+
+/* ---- One entry point for dlopen -------------------------------------------- */
+
+/*
+ * Every public function as a pointer, in a table that only grows at its end
+ * (new members in the order their functions are added). A program that
+ * dlopen()s "libsdxlvae.so.1" needs to look up one symbol, vae_get_api.
+ *
+ * A newer library may return a table larger than the vae_api the caller was
+ * compiled with, an older one a smaller table: use a member only when
+ * offsetof(vae_api, member) + sizeof(void (*)(void)) <= api->size.
+ */
+typedef struct vae_api {
+    uint32_t size;           /* bytes of this table in the loaded library */
+    uint32_t abi_major;      /* VAE_ABI_VERSION of the loaded library      */
+    uint32_t version_number; /* vae_version_number() of the loaded library */
+    uint32_t reserved;       /* 0                                          */
+    /* SDXLVAE_1.0 */
+    uint32_t (*vae_version_number)(void);
+    const char *(*vae_version_string)(void);
+    uint32_t (*vae_abi_version)(void);
+    const char *(*vae_strerror)(int32_t status);
+    void (*vae_load_options_init)(vae_load_options *opts);
+    int32_t (*vae_load)(const char *path, const vae_load_options *opts, vae_model **out);
+    void (*vae_free)(vae_model *model);
+    int32_t (*vae_latent_channels)(const vae_model *model);
+    int32_t (*vae_downsample_factor)(const vae_model *model);
+    float (*vae_scaling_factor)(const vae_model *model);
+    float (*vae_shift_factor)(const vae_model *model);
+    int32_t (*vae_get_info)(const vae_model *model, vae_model_info *info);
+    void (*vae_run_options_init)(vae_run_options *opts);
+    int32_t (*vae_encoded_size)(const vae_model *model, int32_t n, int32_t height,
+                                int32_t width, uint64_t *n_floats);
+    int32_t (*vae_decoded_size)(const vae_model *model, int32_t n, int32_t lheight,
+                                int32_t lwidth, uint64_t *n_floats);
+    int32_t (*vae_encode)(const vae_model *model, const float *image, int32_t n,
+                          int32_t height, int32_t width, float *latent,
+                          uint64_t latent_capacity, const vae_run_options *opts);
+    int32_t (*vae_encode_moments)(const vae_model *model, const float *image, int32_t n,
+                                  int32_t height, int32_t width, float *moments,
+                                  uint64_t moments_capacity, const vae_run_options *opts);
+    int32_t (*vae_decode)(const vae_model *model, const float *latent, int32_t n,
+                          int32_t lheight, int32_t lwidth, float *image,
+                          uint64_t image_capacity, const vae_run_options *opts);
+    const char *(*vae_last_error)(const vae_model *model);
+    uint64_t (*vae_copy_last_error)(const vae_model *model, char *buf, uint64_t cap);
+    /* SDXLVAE_1.1 */
+    int32_t (*vae_ok)(void);
+    int32_t (*vae_err_invalid_argument)(void);
+    int32_t (*vae_err_io)(void);
+    int32_t (*vae_err_format)(void);
+    int32_t (*vae_err_unsupported)(void);
+    int32_t (*vae_err_model)(void);
+    int32_t (*vae_err_no_memory)(void);
+    int32_t (*vae_err_buffer_too_small)(void);
+    int32_t (*vae_err_internal)(void);
+    int32_t (*vae_err_cancelled)(void);
+    uint32_t (*vae_flag_raw_latent)(void);
+    uint32_t (*vae_flag_sample)(void);
+    uint32_t (*vae_flag_direct_conv)(void);
+    int32_t (*vae_dtype_f32)(void);
+    int32_t (*vae_dtype_f16)(void);
+    int32_t (*vae_dtype_bf16)(void);
+    int32_t (*vae_dtype_mixed)(void);
+    int32_t (*vae_max_levels)(void);
+    int32_t (*vae_stage_encode)(void);
+    int32_t (*vae_stage_decode)(void);
+    uint32_t (*vae_load_options_size)(void);
+    uint32_t (*vae_run_options_size)(void);
+    uint32_t (*vae_model_info_size)(void);
+} vae_api;
+
+/*
+ * The table of the loaded library for ABI generation abi_major (pass
+ * VAE_ABI_VERSION), or NULL when this library does not implement that
+ * generation. The table is static and read-only: never free it. Thread-safe.
+ */
+VAE_API const vae_api *vae_get_api(uint32_t abi_major);
 
 #ifdef __cplusplus
 }

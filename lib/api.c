@@ -36,6 +36,7 @@ const char *vae_strerror(int32_t status)
     case VAE_ERR_NO_MEMORY: return "out of memory";
     case VAE_ERR_BUFFER_TOO_SMALL: return "output buffer too small";
     case VAE_ERR_INTERNAL: return "internal error";
+    case VAE_ERR_CANCELLED: return "cancelled";
     default: return "unknown status code";
     }
 }
@@ -285,6 +286,37 @@ static int32_t get_run_opts(const vae_model *m, const vae_run_options *opts, vae
     return VAE_OK;
 }
 
+/* A run call's failure; the graph does not know which function it runs
+ * for, so a cancellation gets the function's name here. */
+static int32_t report_run(const vae_model *m, vae_error *e, const char *fn)
+{
+    if (e->code == VAE_ERR_CANCELLED) {
+        char msg[sizeof e->msg];
+        memcpy(msg, e->msg, sizeof msg);
+        snprintf(e->msg, sizeof e->msg, "%s: %s", fn, msg);
+    }
+    return report(m, e);
+}
+
+/* Progress of one run call: the graph reports after every layer (see
+ * model/autoencoder.c); this reports 0 before the work starts. */
+static int32_t progress_begin(vae_ctx *ctx, const vae_run_options *o, int32_t stage,
+                              double total, vae_error *e)
+{
+    ctx->progress = o->progress;
+    ctx->progress_user = o->progress_user;
+    ctx->progress_stage = stage;
+    ctx->progress_done = 0;
+    ctx->progress_total = total;
+    return vae_progress_report(ctx, e);
+}
+
+/* The last report, 1.0, once the output is complete; its answer is ignored. */
+static void progress_end(const vae_run_options *o, int32_t stage)
+{
+    if (o->progress) (void)o->progress(o->progress_user, 1.0f, stage);
+}
+
 /* mode 0: moments, 1: latent (mean or sample) */
 static int32_t encode_common(const vae_model *m, const float *image, int32_t n, int32_t h,
                              int32_t w, float *out, uint64_t cap, const vae_run_options *opts,
@@ -315,6 +347,10 @@ static int32_t encode_common(const vae_model *m, const float *image, int32_t n, 
         rc = vae_fail(&e, VAE_ERR_NO_MEMORY, "%s: out of memory", fn);
         goto out;
     }
+    if (o.progress &&
+        (rc = progress_begin(&ctx, &o, VAE_STAGE_ENCODE, n * vae_graph_cost(m, 0, h, w), &e)) !=
+            VAE_OK)
+        goto out;
     for (int32_t i = 0; i < n; i++) {
         float *dst = want_moments ? out + (size_t)i * 2 * (size_t)C * lhw : mom;
         if ((rc = vae_run_encoder(m, &ctx, image + (size_t)i * img, h, w, dst, &e)) != VAE_OK) goto out;
@@ -334,10 +370,11 @@ static int32_t encode_common(const vae_model *m, const float *image, int32_t n, 
             lat[k] = z;
         }
     }
+    progress_end(&o, VAE_STAGE_ENCODE);
 out:
     vae_free_aligned(mom);
     vae_ctx_free(&ctx);
-    return rc == VAE_OK ? VAE_OK : report(m, &e);
+    return rc == VAE_OK ? VAE_OK : report_run(m, &e, fn);
 }
 
 int32_t vae_encode(const vae_model *m, const float *image, int32_t n, int32_t h, int32_t w,
@@ -384,14 +421,112 @@ int32_t vae_decode(const vae_model *m, const float *latent, int32_t n, int32_t l
         rc = vae_fail(&e, VAE_ERR_NO_MEMORY, "%s: out of memory", fn);
         goto out;
     }
+    if (o.progress &&
+        (rc = progress_begin(&ctx, &o, VAE_STAGE_DECODE, n * vae_graph_cost(m, 1, lh, lw), &e)) !=
+            VAE_OK)
+        goto out;
     for (int32_t i = 0; i < n; i++) {
         const float *src = latent + (size_t)i * lsz;
         for (size_t k = 0; k < lsz; k++)
             z[k] = (o.flags & VAE_FLAG_RAW_LATENT) ? src[k] : src[k] / m->arch.scale + m->arch.shift;
         if ((rc = vae_run_decoder(m, &ctx, z, lh, lw, image + (size_t)i * isz, &e)) != VAE_OK) goto out;
     }
+    progress_end(&o, VAE_STAGE_DECODE);
 out:
     vae_free_aligned(z);
     vae_ctx_free(&ctx);
-    return rc == VAE_OK ? VAE_OK : report(m, &e);
+    return rc == VAE_OK ? VAE_OK : report_run(m, &e, fn);
+}
+
+/* ---- Constants as functions (libsodium's habit: bindings parse no header) --- */
+
+/* gcc folds twins that return the same value into one body, leaving the
+ * debug info of only one of them; abidiff (make check-abi) needs each. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define TWIN __attribute__((noipa))
+#else
+#define TWIN
+#endif
+
+TWIN int32_t vae_ok(void) { return VAE_OK; }
+TWIN int32_t vae_err_invalid_argument(void) { return VAE_ERR_INVALID_ARGUMENT; }
+TWIN int32_t vae_err_io(void) { return VAE_ERR_IO; }
+TWIN int32_t vae_err_format(void) { return VAE_ERR_FORMAT; }
+TWIN int32_t vae_err_unsupported(void) { return VAE_ERR_UNSUPPORTED; }
+TWIN int32_t vae_err_model(void) { return VAE_ERR_MODEL; }
+TWIN int32_t vae_err_no_memory(void) { return VAE_ERR_NO_MEMORY; }
+TWIN int32_t vae_err_buffer_too_small(void) { return VAE_ERR_BUFFER_TOO_SMALL; }
+TWIN int32_t vae_err_internal(void) { return VAE_ERR_INTERNAL; }
+TWIN int32_t vae_err_cancelled(void) { return VAE_ERR_CANCELLED; }
+TWIN uint32_t vae_flag_raw_latent(void) { return VAE_FLAG_RAW_LATENT; }
+TWIN uint32_t vae_flag_sample(void) { return VAE_FLAG_SAMPLE; }
+TWIN uint32_t vae_flag_direct_conv(void) { return VAE_FLAG_DIRECT_CONV; }
+TWIN int32_t vae_dtype_f32(void) { return VAE_DTYPE_F32; }
+TWIN int32_t vae_dtype_f16(void) { return VAE_DTYPE_F16; }
+TWIN int32_t vae_dtype_bf16(void) { return VAE_DTYPE_BF16; }
+TWIN int32_t vae_dtype_mixed(void) { return VAE_DTYPE_MIXED; }
+TWIN int32_t vae_max_levels(void) { return VAE_MAX_LEVELS; }
+TWIN int32_t vae_stage_encode(void) { return VAE_STAGE_ENCODE; }
+TWIN int32_t vae_stage_decode(void) { return VAE_STAGE_DECODE; }
+TWIN uint32_t vae_load_options_size(void) { return (uint32_t)sizeof(vae_load_options); }
+TWIN uint32_t vae_run_options_size(void) { return (uint32_t)sizeof(vae_run_options); }
+TWIN uint32_t vae_model_info_size(void) { return (uint32_t)sizeof(vae_model_info); }
+
+/* ---- The function table ------------------------------------------------------ */
+
+static const vae_api api_v1 = {
+    .size = sizeof(vae_api),
+    .abi_major = VAE_ABI_VERSION,
+    .version_number = VAE_VERSION_NUMBER,
+    .reserved = 0,
+    /* SDXLVAE_1.0 */
+    .vae_version_number = vae_version_number,
+    .vae_version_string = vae_version_string,
+    .vae_abi_version = vae_abi_version,
+    .vae_strerror = vae_strerror,
+    .vae_load_options_init = vae_load_options_init,
+    .vae_load = vae_load,
+    .vae_free = vae_free,
+    .vae_latent_channels = vae_latent_channels,
+    .vae_downsample_factor = vae_downsample_factor,
+    .vae_scaling_factor = vae_scaling_factor,
+    .vae_shift_factor = vae_shift_factor,
+    .vae_get_info = vae_get_info,
+    .vae_run_options_init = vae_run_options_init,
+    .vae_encoded_size = vae_encoded_size,
+    .vae_decoded_size = vae_decoded_size,
+    .vae_encode = vae_encode,
+    .vae_encode_moments = vae_encode_moments,
+    .vae_decode = vae_decode,
+    .vae_last_error = vae_last_error,
+    .vae_copy_last_error = vae_copy_last_error,
+    /* SDXLVAE_1.1 */
+    .vae_ok = vae_ok,
+    .vae_err_invalid_argument = vae_err_invalid_argument,
+    .vae_err_io = vae_err_io,
+    .vae_err_format = vae_err_format,
+    .vae_err_unsupported = vae_err_unsupported,
+    .vae_err_model = vae_err_model,
+    .vae_err_no_memory = vae_err_no_memory,
+    .vae_err_buffer_too_small = vae_err_buffer_too_small,
+    .vae_err_internal = vae_err_internal,
+    .vae_err_cancelled = vae_err_cancelled,
+    .vae_flag_raw_latent = vae_flag_raw_latent,
+    .vae_flag_sample = vae_flag_sample,
+    .vae_flag_direct_conv = vae_flag_direct_conv,
+    .vae_dtype_f32 = vae_dtype_f32,
+    .vae_dtype_f16 = vae_dtype_f16,
+    .vae_dtype_bf16 = vae_dtype_bf16,
+    .vae_dtype_mixed = vae_dtype_mixed,
+    .vae_max_levels = vae_max_levels,
+    .vae_stage_encode = vae_stage_encode,
+    .vae_stage_decode = vae_stage_decode,
+    .vae_load_options_size = vae_load_options_size,
+    .vae_run_options_size = vae_run_options_size,
+    .vae_model_info_size = vae_model_info_size,
+};
+
+const vae_api *vae_get_api(uint32_t abi_major)
+{
+    return abi_major == VAE_ABI_VERSION ? &api_v1 : NULL;
 }

@@ -672,6 +672,73 @@ else
     nok "gen_vae is built at $BIN/gen_vae"
 fi
 
+# ---- -v, --quiet and the progress bar -------------------------------------------------
+# On the project's own fixture: a 24x16 image, f = 2.
+FX=${SDXLVAE_FIXTURES:-$root/test/fixtures}/micro-ldm-f32
+# stages_are DESC FILE STAGE...: FILE holds exactly "STAGE  N.NNN s" lines, in order.
+stages_are() {
+    local desc=$1 file=$2 got
+    shift 2
+    got=$(sed -E -n 's/^([a-z]+) +[0-9]+\.[0-9]{3} s$/\1/p' "$file" | tr '\n' ' ')
+    if [ "$got" = "$* " ] && [ "$(nlines "$file")" -eq $# ]; then ok "$desc"; else
+        nok "$desc (stderr: $(tr '\n' '|' <"$file"))"; fi
+}
+if [ -f "$FX/model.safetensors" ]; then
+    v=$work/verbose
+    mkdir -p "$v"
+    run "$CLI" encode -v -m "$FX" "$FX/image.npy" "$v/lat.npy"
+    check "encode -v: exit 0, nothing on stdout" "$([ "$rc" -eq 0 ] || echo "exit $rc")$([ -s "$OUT" ] && echo '; stdout')"
+    stages_are "encode -v times load, read, encode, write, total" "$ERR" load read encode write total
+    "$CLI" encode -m "$FX" "$FX/image.npy" "$v/lat-plain.npy" 2>/dev/null
+    expect "encode -v writes the same latent" differ cmp -s "$v/lat.npy" "$v/lat-plain.npy"
+    run "$CLI" decode --verbose -m "$FX" "$v/lat.npy" "$v/dec.npy"
+    stages_are "decode --verbose times load, read, decode, write, total" "$ERR" load read decode write total
+    "$CLI" convert "$FX/image.npy" "$v/in.png" 2>/dev/null
+    run "$CLI" roundtrip -v -m "$FX" "$v/in.png" "$v/rt.png"
+    why=""
+    [ "$rc" -eq 0 ] || why="exit $rc"
+    grep -Eq '^PSNR [0-9.]+ dB$' "$OUT" && [ "$(nlines "$OUT")" -eq 1 ] || why="$why; stdout '$(head -n 1 "$OUT")'"
+    check "roundtrip -v: stdout is still one PSNR line" "${why#; }"
+    stages_are "roundtrip -v times load, read, encode, decode, write, total" "$ERR" \
+        load read encode decode write total
+    run "$CLI" info -v -m "$FX"
+    stages_are "info -v times the load" "$ERR" load
+    grep -q '^family: ' "$OUT" && ok "info -v still prints the model" || nok "info -v still prints the model"
+    run "$CLI" convert -v "$v/in.png" "$v/in.npy"
+    stages_are "convert -v times read, write, total" "$ERR" read write total
+
+    expect_ok "encode -q" -- "$CLI" encode -q -m "$FX" "$FX/image.npy" "$v/lat-q.npy"
+    expect "encode -q writes the same latent" differ cmp -s "$v/lat-q.npy" "$v/lat-plain.npy"
+    expect_ok "decode --quiet" -- "$CLI" decode --quiet -m "$FX" "$v/lat.npy" "$v/dec-q.npy"
+    expect "decode --quiet writes the same image" differ cmp -s "$v/dec-q.npy" "$v/dec.npy"
+    expect_ok "roundtrip --quiet --threads 1" -- "$CLI" roundtrip --quiet --threads 1 -m "$FX" "$v/in.png" "$v/rt-q.png"
+    u "--quiet=1" "--quiet" "$CLI" encode -m "$M0" --quiet=1 a.png b.npy
+    u "--verbose=yes" "--verbose" "$CLI" decode -m "$M0" --verbose=yes a.npy b.png
+    u "info -q (no bar to silence)" "-q" "$CLI" info -q -m "$M0"
+    u "convert --quiet" "--quiet" "$CLI" convert --quiet a.png b.npy
+
+    # The bar needs a terminal: script(1) gives the tool one. It appears
+    # after SDXLVAE_PROGRESS_DELAY seconds (default 1), never with --quiet.
+    if command -v script >/dev/null 2>&1 && script -qec true /dev/null >/dev/null 2>&1; then
+        tty_run() { script -qec "$1" /dev/null >"$OUT" 2>&1 </dev/null; }
+        tty_run "SDXLVAE_PROGRESS_DELAY=0 '$CLI' roundtrip -m '$FX' '$v/in.png' '$v/rt-tty.png'"
+        why=""
+        grep -q 'encoding \[' "$OUT" || why="no encoding bar"
+        grep -q 'decoding \[' "$OUT" || why="$why; no decoding bar"
+        grep -q '100\.0%' "$OUT" || why="$why; no 100.0%"
+        grep -q 'PSNR' "$OUT" || why="$why; no PSNR"
+        check "a terminal gets a progress bar for encode and decode" "${why#; }"
+        tty_run "SDXLVAE_PROGRESS_DELAY=0 '$CLI' roundtrip --quiet -m '$FX' '$v/in.png' '$v/rt-tty.png'"
+        expect "--quiet: no bar on a terminal" "$(tr '\r' '|' <"$OUT")" sh -c "! grep -q 'coding \[' '$OUT'"
+        tty_run "'$CLI' roundtrip -m '$FX' '$v/in.png' '$v/rt-tty.png'"
+        expect "no bar for work shorter than a second" "$(tr '\r' '|' <"$OUT")" sh -c "! grep -q 'coding \[' '$OUT'"
+    else
+        skip "progress bar on a terminal" "no script(1)"
+    fi
+else
+    skip "-v, --quiet and the progress bar" "$FX not found"
+fi
+
 # ---- the reference fixtures in ../shared -------------------------------------------
 fx=$SHARED/fixtures
 if [ -d "$fx/tiny-ldm-f32" ]; then

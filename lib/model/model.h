@@ -123,4 +123,12 @@ VAE_HIDDEN int32_t vae_run_encoder(const struct vae_model *m, vae_ctx *ctx, cons
 VAE_HIDDEN int32_t vae_run_decoder(const struct vae_model *m, vae_ctx *ctx, const float *z,
                                    int32_t h, int32_t w, float *img, vae_error *err);
 
+/* Progress: the cost (nominal multiply-adds) of one image through the encoder
+ * (dec = 0, h x w image pixels) or the decoder (dec = 1, latent pixels), the
+ * unit of ctx->progress_done and progress_total. */
+VAE_HIDDEN double vae_graph_cost(const struct vae_model *m, int dec, int32_t h, int32_t w);
+/* Calls ctx->progress with progress_done / progress_total (never 1.0) when
+ * there is a callback; VAE_ERR_CANCELLED when it returns non-zero. */
+VAE_HIDDEN int32_t vae_progress_report(vae_ctx *ctx, vae_error *err);
+
 #endif

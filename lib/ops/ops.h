@@ -87,6 +87,15 @@ typedef struct vae_ctx {
     uint64_t wg_u_cap;
     float **wg_v, **wg_m;
     uint64_t wg_v_cap, wg_m_cap;
+    /* Progress of the whole API call (model/autoencoder.c reports after
+     * every layer): work is counted in nominal multiply-adds; done and total
+     * span all the images of a batch. Zero from vae_ctx_init: no reports. */
+    vae_progress_fn progress;
+    void *progress_user;
+    int32_t progress_stage;         /* VAE_STAGE_* */
+    int progress_count_only;        /* 1: walk the graph adding up its cost,
+                                       computing nothing */
+    double progress_done, progress_total;
 } vae_ctx;
 
 /* Returns a buffer of at least n floats kept in *buf (capacity *cap),

@@ -1,0 +1,3 @@
+module github.com/libsdxlvae/libsdxlvae/examples/go
+
+go 1.19
