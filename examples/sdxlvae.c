@@ -851,7 +851,7 @@ static int write_output(out_file *o, const tensor *t, const uint8_t *rgb)
 static int load_model(const char *path, int32_t threads, vae_model **model)
 {
     vae_load_options lo;
-    vae_load_options_init(&lo);
+    vae_load_options_init(&lo, sizeof lo);
     lo.n_threads = threads;
     int32_t st = vae_load(path, &lo, model);
     if (st != VAE_OK) {
@@ -871,7 +871,7 @@ static int load_model(const char *path, int32_t threads, vae_model **model)
 
 static void run_options(const cli_args *a, vae_run_options *ro)
 {
-    vae_run_options_init(ro);
+    vae_run_options_init(ro, sizeof *ro);
     ro->n_threads = a->threads;
     if (g_bar.enabled) {
         ro->progress = on_progress;

@@ -95,8 +95,15 @@ typedef struct vae_load_options {
                                 beside the weights; NULL = look for it        */
 } vae_load_options;
 
-/* Fills *opts with the defaults and sets opts->size. */
-VAE_API void vae_load_options_init(vae_load_options *opts);
+/*
+ * Fills the caller's struct with the defaults: call it as
+ * vae_load_options_init(&opts, sizeof opts). size is the size of the struct
+ * as the caller's header declares it, so a program built against an older
+ * (smaller) or newer (larger) header is never written past its struct. Every
+ * default is zero except size, and fields added in future versions will
+ * default to zero too.
+ */
+VAE_API void vae_load_options_init(vae_load_options *opts, uint32_t size);
 
 /*
  * Loads a VAE.
@@ -156,7 +163,7 @@ typedef struct vae_model_info {
     float norm_eps;
     uint64_t parameter_count;
     char family[32];              /* "SDXL", "SD1.x/SD2.x", "SD3/Flux.1", ... */
-    char naming[16];              /* "ldm", "diffusers" or "diffusers-legacy" */
+    char naming[16];              /* "ldm", "diffusers" or "legacy" (old diffusers attention names) */
 } vae_model_info;
 
 /* Fills the fields of *info that fit in info->size (set it to
@@ -204,8 +211,11 @@ typedef struct vae_run_options {
     void *progress_user;      /* passed to progress as its first argument */
 } vae_run_options;
 
-/* Fills *opts with the defaults (mean, scaled latents, handle's threads). */
-VAE_API void vae_run_options_init(vae_run_options *opts);
+/* Fills the caller's struct with the defaults (posterior mean, scaled
+ * latents, the handle's thread count, Winograd on, no progress callback):
+ * vae_run_options_init(&opts, sizeof opts). As for vae_load_options_init,
+ * size is the caller's struct size and every default is zero. */
+VAE_API void vae_run_options_init(vae_run_options *opts, uint32_t size);
 
 /* Floats needed for the latent of an n x 3 x height x width image. */
 VAE_API int32_t vae_encoded_size(const vae_model *model, int32_t n,
@@ -326,7 +336,7 @@ typedef struct vae_api {
     const char *(*vae_version_string)(void);
     uint32_t (*vae_abi_version)(void);
     const char *(*vae_strerror)(int32_t status);
-    void (*vae_load_options_init)(vae_load_options *opts);
+    void (*vae_load_options_init)(vae_load_options *opts, uint32_t size);
     int32_t (*vae_load)(const char *path, const vae_load_options *opts, vae_model **out);
     void (*vae_free)(vae_model *model);
     int32_t (*vae_latent_channels)(const vae_model *model);
@@ -334,7 +344,7 @@ typedef struct vae_api {
     float (*vae_scaling_factor)(const vae_model *model);
     float (*vae_shift_factor)(const vae_model *model);
     int32_t (*vae_get_info)(const vae_model *model, vae_model_info *info);
-    void (*vae_run_options_init)(vae_run_options *opts);
+    void (*vae_run_options_init)(vae_run_options *opts, uint32_t size);
     int32_t (*vae_encoded_size)(const vae_model *model, int32_t n, int32_t height,
                                 int32_t width, uint64_t *n_floats);
     int32_t (*vae_decoded_size)(const vae_model *model, int32_t n, int32_t lheight,

@@ -89,18 +89,22 @@ uint64_t vae_copy_last_error(const vae_model *cm, char *buf, uint64_t cap)
     return len;
 }
 
-void vae_load_options_init(vae_load_options *o)
+/* The caller says how big its struct is: a program built against another
+ * version of the header has a struct of another size, and writing ours
+ * would overrun it. All defaults are zero, so zeroing the caller's size
+ * is right for every version. */
+void vae_load_options_init(vae_load_options *o, uint32_t size)
 {
-    if (!o) return;
-    memset(o, 0, sizeof *o);
-    o->size = sizeof *o;
+    if (!o || size < sizeof(uint32_t)) return;
+    memset(o, 0, size);
+    o->size = size;
 }
 
-void vae_run_options_init(vae_run_options *o)
+void vae_run_options_init(vae_run_options *o, uint32_t size)
 {
-    if (!o) return;
-    memset(o, 0, sizeof *o);
-    o->size = sizeof *o;
+    if (!o || size < sizeof(uint32_t)) return;
+    memset(o, 0, size);
+    o->size = size;
 }
 
 /* Copies a caller's options struct of any version into ours: fields past the
@@ -142,7 +146,7 @@ int32_t vae_load(const char *path, const vae_load_options *opts, vae_model **out
 {
     vae_load_options o;
     int32_t rc;
-    vae_load_options_init(&o);
+    vae_load_options_init(&o, sizeof o);
     if (out) *out = NULL;
     if (!out) return fail(NULL, VAE_ERR_INVALID_ARGUMENT, "vae_load: out is NULL");
     if (!path) return fail(NULL, VAE_ERR_INVALID_ARGUMENT, "vae_load: path is NULL");
@@ -208,7 +212,7 @@ int32_t vae_get_info(const vae_model *m, vae_model_info *info)
     full.norm_eps = a->eps;
     full.parameter_count = m->n_params;
     snprintf(full.family, sizeof full.family, "%s", family(a));
-    static const char *const namings[] = {"ldm", "diffusers", "diffusers-legacy"};
+    static const char *const namings[] = {"ldm", "diffusers", "legacy"};
     snprintf(full.naming, sizeof full.naming, "%s", namings[m->naming]);
     memcpy(info, &full, full.size);
     return VAE_OK;
@@ -275,7 +279,7 @@ static int32_t get_run_opts(const vae_model *m, const vae_run_options *opts, vae
                             const char *fn)
 {
     int32_t rc;
-    vae_run_options_init(o);
+    vae_run_options_init(o, sizeof *o);
     if (opts && !copy_opts(o, sizeof *o, opts, "vae_run_options", m, &rc)) return rc;
     if (o->n_threads < 0)
         return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: n_threads is %d (must be >= 0)", fn, o->n_threads);

@@ -114,15 +114,15 @@ START_TEST(test_bad_arguments)
     ck_assert_int_eq(vae_decode(m, buf, 1, 4, 4, buf + 1024, 3 * 16 * 16 - 1, NULL), VAE_ERR_BUFFER_TOO_SMALL);
 
     vae_run_options ro;
-    vae_run_options_init(&ro);
+    vae_run_options_init(&ro, sizeof ro);
     ro.flags = 1u << 7;
     ck_assert_int_eq(vae_encode(m, buf, 1, 16, 16, buf + 1024, 64, &ro), VAE_ERR_INVALID_ARGUMENT);
     expect_msg(m, "unknown flags 0x80");
-    vae_run_options_init(&ro);
+    vae_run_options_init(&ro, sizeof ro);
     ro.n_threads = -2;
     ck_assert_int_eq(vae_decode(m, buf, 1, 4, 4, buf + 1024, 768, &ro), VAE_ERR_INVALID_ARGUMENT);
     expect_msg(m, "n_threads is -2");
-    vae_run_options_init(&ro);
+    vae_run_options_init(&ro, sizeof ro);
     ro.flags = VAE_FLAG_SAMPLE;
     ck_assert_int_eq(vae_decode(m, buf, 1, 4, 4, buf + 1024, 768, &ro), VAE_ERR_INVALID_ARGUMENT);
     ro.size = 0;
@@ -144,14 +144,24 @@ START_TEST(test_options_versions)
         uint64_t future[4];
     } big;
     memset(&big, 0, sizeof big);
-    vae_run_options_init(&big.o);
-    big.o.size = sizeof big;
+    vae_run_options_init(&big.o, sizeof big); /* a newer header's bigger struct */
+    ck_assert_uint_eq(big.o.size, sizeof big);
     ck_assert_int_eq(vae_encode(m, img, 1, 16, 16, lat, 64, &big.o), VAE_OK);
     ck_assert_int_eq(vae_encode(m, img, 1, 16, 16, lat2, 64, NULL), VAE_OK);
     ck_assert_int_eq(memcmp(lat, lat2, sizeof lat), 0);
     big.future[2] = 1;
     ck_assert_int_eq(vae_encode(m, img, 1, 16, 16, lat, 64, &big.o), VAE_ERR_INVALID_ARGUMENT);
     expect_msg(m, "non-zero byte");
+    /* init writes exactly the size it is given, never more */
+    unsigned char canary[64];
+    memset(canary, 0xAB, sizeof canary);
+    vae_run_options_init((vae_run_options *)(void *)canary, 8);
+    ck_assert_uint_eq(canary[0] | canary[1] << 8, 8);
+    for (size_t i = 4; i < 8; i++) ck_assert_uint_eq(canary[i], 0);
+    for (size_t i = 8; i < sizeof canary; i++) ck_assert_uint_eq(canary[i], 0xAB);
+    vae_load_options_init((vae_load_options *)(void *)canary, 2); /* too small: untouched */
+    ck_assert_uint_eq(canary[2], 0);
+    ck_assert_uint_eq(canary[8], 0xAB);
     /* an old struct that ends after flags: raw latents, default threads */
     vae_run_options old;
     memset(&old, 0xFF, sizeof old);
@@ -198,7 +208,7 @@ static void *work(void *arg)
 {
     worker *w = arg;
     vae_run_options ro;
-    vae_run_options_init(&ro);
+    vae_run_options_init(&ro, sizeof ro);
     ro.n_threads = 1 + (w->encode & 1);
     for (int rep = 0; rep < 3 && w->rc == VAE_OK; rep++)
         w->rc = w->encode ? vae_encode(w->m, w->img, 2, 16, 16, w->out, 128, &ro)

@@ -151,7 +151,7 @@ START_TEST(test_good_file_loads)
     /* explicit config_path */
     vae_free(m);
     vae_load_options lo;
-    vae_load_options_init(&lo);
+    vae_load_options_init(&lo, sizeof lo);
     lo.config_path = cfg;
     ck_assert_int_eq(vae_load(p, &lo, &m), VAE_OK);
     vae_free(m);
@@ -378,7 +378,7 @@ START_TEST(test_bad_config)
     expect_fail(p, VAE_ERR_MODEL, "without config.json", NULL);
     /* ... but one named by the caller must be a VAE's */
     vae_load_options lo;
-    vae_load_options_init(&lo);
+    vae_load_options_init(&lo, sizeof lo);
     lo.config_path = cfg;
     m = (vae_model *)1;
     ck_assert_int_eq(vae_load(p, &lo, &m), VAE_ERR_UNSUPPORTED);

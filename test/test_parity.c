@@ -64,7 +64,7 @@ static vae_model *load_model(const char *dir, int threads)
 {
     vae_model *m = NULL;
     vae_load_options lo;
-    vae_load_options_init(&lo);
+    vae_load_options_init(&lo, sizeof lo);
     lo.n_threads = threads;
     int32_t rc = vae_load(dir, &lo, &m);
     ck_assert_msg(rc == VAE_OK, "vae_load(%s): %s: %s", dir, vae_strerror(rc), vae_last_error(NULL));
@@ -90,7 +90,7 @@ static void run_fixture(int idx, int threads, float *out[4], uint64_t sizes[4])
               zin = load_npy(dir, "zin.npy"), zdec = load_npy(dir, "zdecoded.npy");
     int32_t n = (int32_t)img.shape[0], h = (int32_t)img.shape[2], w = (int32_t)img.shape[3];
     vae_run_options ro;
-    vae_run_options_init(&ro);
+    vae_run_options_init(&ro, sizeof ro);
     ro.flags = VAE_FLAG_RAW_LATENT | extra_flags;
 
     ck_assert_uint_eq(mom.shape[1], 2 * (uint64_t)vae_latent_channels(m));
@@ -201,7 +201,7 @@ START_TEST(test_sample_and_scaling)
     float *raw = malloc(nl * 4), *scaled = malloc(nl * 4), *s1 = malloc(nl * 4), *s2 = malloc(nl * 4),
           *s3 = malloc(nl * 4);
     vae_run_options ro;
-    vae_run_options_init(&ro);
+    vae_run_options_init(&ro, sizeof ro);
     ro.flags = VAE_FLAG_RAW_LATENT;
     ck_assert_int_eq(vae_encode(m, img.data, n, h, w, raw, nl, &ro), VAE_OK);
     ck_assert_int_eq(vae_encode(m, img.data, n, h, w, scaled, nl, NULL), VAE_OK);

@@ -82,7 +82,7 @@ enum { ENCODE, MOMENTS, DECODE };
 static int32_t run(int kind, float *out, record *r)
 {
     vae_run_options ro;
-    vae_run_options_init(&ro);
+    vae_run_options_init(&ro, sizeof ro);
     ro.n_threads = 2;
     if (r) {
         ro.progress = on_progress;
@@ -234,7 +234,7 @@ START_TEST(test_older_options_without_callback)
      * fields passes: size 24; the bytes past it are not read. */
     ck_assert_uint_eq(offsetof(vae_run_options, progress), 24);
     vae_run_options ro;
-    vae_run_options_init(&ro);
+    vae_run_options_init(&ro, sizeof ro);
     ro.size = offsetof(vae_run_options, progress);
     ro.n_threads = 2;
     ro.progress = must_not_be_called;
@@ -243,7 +243,7 @@ START_TEST(test_older_options_without_callback)
     ck_assert_int_eq(memcmp(plain, out, sizeof out), 0);
     ck_assert_int_eq(vae_encode(model, image.data, N, 16, 16, out, LAT_FLOATS, &ro), VAE_OK);
     /* and a NULL callback with a user pointer is just no progress */
-    vae_run_options_init(&ro);
+    vae_run_options_init(&ro, sizeof ro);
     ro.progress_user = &ro;
     ck_assert_int_eq(vae_decode(model, zin.data, N, 4, 6, out, DEC_FLOATS, &ro), VAE_OK);
     ck_assert_int_eq(memcmp(plain, out, sizeof out), 0);

@@ -491,7 +491,7 @@ int npy_read(const char *path, npy_array *out, char *err, size_t errcap)
 {
     FILE *f;
     uint8_t pre[12], *hbuf = NULL, *chunk = NULL;
-    size_t got, hdr_off, data_off, done = 0;
+    size_t got, hdr_off, data_off, done = 0, cap = 0;
     npy_info h;
     int rc = -1;
 
@@ -533,15 +533,17 @@ int npy_read(const char *path, npy_array *out, char *err, size_t errcap)
         goto fail;
     }
     if (parse_header(hbuf, data_off, &h, err, errcap) != 0) goto fail;
-    if (alloc_out(&h, out, err, errcap) != 0) goto fail;
     chunk = malloc(NPY_CHUNK);
     if (!chunk) {
         set_err(err, errcap, "out of memory");
         goto fail;
     }
+    /* The float array grows with the data actually read (doubling, up to
+     * the count the header claims), so that a short file whose header
+     * claims a huge shape costs no more memory than its own size. */
     while (done < h.data_bytes) {
         /* NPY_CHUNK is a multiple of every itemsize. */
-        size_t want = h.data_bytes - done, n;
+        size_t want = h.data_bytes - done, n, have;
         if (want > NPY_CHUNK) want = NPY_CHUNK;
         n = read_full(f, chunk, want);
         if (n != want) {
@@ -552,10 +554,33 @@ int npy_read(const char *path, npy_array *out, char *err, size_t errcap)
                         "need %zu", done + n, h.data_bytes);
             goto fail;
         }
+        have = (done + n) / (size_t)h.itemsize;
+        if (have > cap) {
+            size_t ncap = cap > (size_t)h.count / 2 ? (size_t)h.count : cap * 2;
+            float *nd;
+            if (ncap < have) ncap = have;
+            nd = realloc(out->data, ncap * sizeof(float));
+            if (!nd) {
+                set_err(err, errcap, "out of memory for %zu floats", ncap);
+                goto fail;
+            }
+            out->data = nd;
+            cap = ncap;
+        }
         convert(chunk, h.itemsize, out->data + done / (size_t)h.itemsize,
                 n / (size_t)h.itemsize);
         done += n;
     }
+    if (!out->data) { /* an empty array: data is never NULL on success */
+        out->data = malloc(sizeof(float));
+        if (!out->data) {
+            set_err(err, errcap, "out of memory");
+            goto fail;
+        }
+    }
+    out->ndim = h.ndim;
+    for (int32_t i = 0; i < h.ndim; i++) out->shape[i] = h.shape[i];
+    out->count = h.count;
     if (fgetc(f) != EOF) {
         set_err(err, errcap, "data is longer than shape and dtype need (%zu bytes)",
                 h.data_bytes);
@@ -568,6 +593,7 @@ fail:
     fclose(f);
     if (rc != 0) {
         npy_free(out);
+        memset(out, 0, sizeof *out); /* the shape too, as documented */
         prefix_path(err, errcap, path);
     }
     return rc;

@@ -38,7 +38,7 @@ class model {
 public:
     explicit model(const std::string &path, int32_t n_threads = 0) {
         vae_load_options lo;
-        vae_load_options_init(&lo);
+        vae_load_options_init(&lo, sizeof lo);
         lo.n_threads = n_threads;
         vae_model *m = nullptr;
         int32_t rc = vae_load(path.c_str(), &lo, &m);

@@ -129,7 +129,7 @@ int main(int argc, char **argv)
     }
     progress_log log = {0, 0.0f, 1};
     vae_run_options ro;
-    api->vae_run_options_init(&ro);
+    api->vae_run_options_init(&ro, sizeof ro);
     ro.flags = api->vae_flag_raw_latent(); /* the fixtures' latents are raw */
     ro.progress = on_progress;
     ro.progress_user = &log;

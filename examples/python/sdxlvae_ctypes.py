@@ -85,13 +85,13 @@ _SIGNATURES = {
     "vae_version_string": (C.c_char_p, []),
     "vae_abi_version": (C.c_uint32, []),
     "vae_strerror": (C.c_char_p, [C.c_int32]),
-    "vae_load_options_init": (None, [C.POINTER(LoadOptions)]),
+    "vae_load_options_init": (None, [C.POINTER(LoadOptions), C.c_uint32]),
     "vae_load": (C.c_int32, [C.c_char_p, C.POINTER(LoadOptions), C.POINTER(C.c_void_p)]),
     "vae_free": (None, [C.c_void_p]),
     "vae_get_info": (C.c_int32, [C.c_void_p, C.POINTER(ModelInfo)]),
     "vae_latent_channels": (C.c_int32, [C.c_void_p]),
     "vae_downsample_factor": (C.c_int32, [C.c_void_p]),
-    "vae_run_options_init": (None, [C.POINTER(RunOptions)]),
+    "vae_run_options_init": (None, [C.POINTER(RunOptions), C.c_uint32]),
     "vae_encoded_size": (C.c_int32, [C.c_void_p, C.c_int32, C.c_int32, C.c_int32,
                                      C.POINTER(C.c_uint64)]),
     "vae_decoded_size": (C.c_int32, [C.c_void_p, C.c_int32, C.c_int32, C.c_int32,
@@ -157,7 +157,7 @@ class Model:
 
     def __init__(self, path, n_threads=0, config_path=None):
         lo = LoadOptions()
-        lib.vae_load_options_init(C.byref(lo))
+        lib.vae_load_options_init(C.byref(lo), C.sizeof(lo))
         lo.n_threads = n_threads
         lo.config_path = config_path.encode() if config_path else None
         self._h = C.c_void_p()
@@ -197,7 +197,7 @@ class Model:
 
     def _options(self, flags, progress):
         ro = RunOptions()
-        lib.vae_run_options_init(C.byref(ro))
+        lib.vae_run_options_init(C.byref(ro), C.sizeof(ro))
         ro.flags = flags
         if progress is not None:
             # progress(fraction, stage) -> truthy to cancel; the ctypes

@@ -466,7 +466,7 @@ static void child_run(const options *o, int work, int size, int threads, child_o
     r->run_rss_kib = -1;
     snprintf(r->isa, sizeof r->isa, "%s", vae_kernels()->isa);
 
-    vae_load_options_init(&lo);
+    vae_load_options_init(&lo, sizeof lo);
     lo.n_threads = threads;
     double t0 = vae_now();
     int32_t rc = vae_load(o->model, &lo, &m);
@@ -540,7 +540,7 @@ static void child_run(const options *o, int work, int size, int threads, child_o
 
     /* the timed runs: the public API, as an application calls it */
     vae_run_options ro;
-    vae_run_options_init(&ro);
+    vae_run_options_init(&ro, sizeof ro);
     ro.flags = VAE_FLAG_RAW_LATENT;
     ro.n_threads = threads;
     for (int i = 0; i < o->runs; i++) {

@@ -152,7 +152,7 @@ type Info struct {
 	NormEps          float32
 	ParameterCount   uint64
 	Family           string // "SDXL", "SD1.x/SD2.x", "SD3/Flux.1", ...
-	Naming           string // "ldm", "diffusers" or "diffusers-legacy"
+	Naming           string // "ldm", "diffusers" or "legacy" (old diffusers attention names)
 }
 
 // Model is a loaded VAE. Free it with Close.

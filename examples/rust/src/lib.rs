@@ -227,7 +227,7 @@ impl RunOptions {
     }
 
     fn to_sys(self) -> Result<sys::vae_run_options> {
-        // Not vae_run_options_init(): it writes the library's own size, which
+        // Filled here (vae_run_options_init(ptr, size) would do the same), which
         // a newer library makes larger than sys::vae_run_options.
         Ok(sys::vae_run_options {
             flags: self.flags,
@@ -271,7 +271,7 @@ pub struct ModelInfo {
     pub parameter_count: u64,
     /// "SDXL", "SD1.x/SD2.x", "SD3/Flux.1", ...
     pub family: String,
-    /// "ldm", "diffusers" or "diffusers-legacy".
+    /// "ldm", "diffusers" or "legacy" (old diffusers attention names).
     pub naming: String,
 }
 

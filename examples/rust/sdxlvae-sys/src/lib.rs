@@ -129,7 +129,7 @@ pub struct vae_model_info {
     pub parameter_count: u64,
     /// NUL-terminated: "SDXL", "SD1.x/SD2.x", "SD3/Flux.1", ...
     pub family: [c_char; 32],
-    /// NUL-terminated: "ldm", "diffusers" or "diffusers-legacy".
+    /// NUL-terminated: "ldm", "diffusers" or "legacy" (old diffusers attention names).
     pub naming: [c_char; 16],
 }
 
@@ -209,7 +209,7 @@ extern "C" {
 
     /// Writes the library's sizeof(vae_load_options) bytes: see the crate
     /// docs before calling it on a struct declared here.
-    pub fn vae_load_options_init(opts: *mut vae_load_options);
+    pub fn vae_load_options_init(opts: *mut vae_load_options, size: u32);
     /// On failure *out is NULL and vae_last_error(NULL) on the same thread
     /// says why.
     pub fn vae_load(
@@ -228,7 +228,7 @@ extern "C" {
     pub fn vae_get_info(model: *const vae_model, info: *mut vae_model_info) -> i32;
 
     /// Writes the library's sizeof(vae_run_options) bytes: see the crate docs.
-    pub fn vae_run_options_init(opts: *mut vae_run_options);
+    pub fn vae_run_options_init(opts: *mut vae_run_options, size: u32);
 
     pub fn vae_encoded_size(
         model: *const vae_model,
