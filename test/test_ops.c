@@ -131,9 +131,10 @@ static void run_conv_case(int ci, int isa, int threads)
     ck_assert_int_eq(vae_conv2d(&ctx, &cv, mode, in, h, w, acc, 1, &err), VAE_OK);
     e = rel_err_d(acc, ref2, n);
     ck_assert_msg(e < 1e-5, "conv case %d accumulate: rel err %g", ci, e);
-    /* stride-1 3x3 from the weights as stored: Winograd F(4x4, 3x3) and the
-     * direct form, with and without the fused residual add */
-    if (mode == VAE_CONV_SAME && k == 3) {
+    /* stride-1 3x3 (and upsample + 3x3) from the weights as stored:
+     * Winograd F(4x4, 3x3) and the direct form, with and without the fused
+     * residual add */
+    if ((mode == VAE_CONV_SAME || mode == VAE_CONV_UP2) && k == 3) {
         cv.w_raw = vae_alloc_floats((uint64_t)cout * cin * 9);
         memcpy(cv.w_raw, wt, sizeof(float) * cout * cin * 9);
         for (int wg = 0; wg < 2; wg++) {
@@ -154,6 +155,8 @@ static void run_conv_case(int ci, int isa, int threads)
             ck_assert_msg(e < tol, "conv case %d raw weights winograd=%d accumulate: %g", ci, wg, e);
             free(acc2);
         }
+        vae_free_aligned(cv.w_raw);
+        cv.w_raw = NULL;
     }
     /* the Upsample conv folded into four 2x2 convs gives the same */
     if (mode == VAE_CONV_UP2) {
@@ -335,6 +338,20 @@ START_TEST(test_groupnorm_kernels)
                           "silu=%d x=%g: %.9g vs %.9g", silu, x[i], y2[i], want);
         }
     }
+    /* softmax: same bits on every ISA, sums to 1, matches a double softmax */
+    for (size_t i = 0; i < n; i++) y1[i] = y2[i] = x[i] * 0.5f;
+    best->softmax(n, y1);
+    sc->softmax(n, y2);
+    ck_assert_int_eq(memcmp(y1, y2, n * 4), 0);
+    double mx = -1e30, tot = 0, got = 0;
+    for (size_t i = 0; i < n; i++) mx = x[i] * 0.5 > mx ? x[i] * 0.5 : mx;
+    for (size_t i = 0; i < n; i++) tot += exp((double)(x[i] * 0.5f) - mx);
+    for (size_t i = 0; i < n; i++) {
+        double want = exp((double)(x[i] * 0.5f) - mx) / tot;
+        ck_assert_msg(fabs(y2[i] - want) <= 4e-6 * want + 1e-30, "softmax %zu: %g vs %g", i, y2[i], want);
+        got += y2[i];
+    }
+    ck_assert_double_eq_tol(got, 1.0, 1e-5);
     free(x); free(y1); free(y2);
 }
 END_TEST

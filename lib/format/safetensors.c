@@ -207,10 +207,17 @@ static int32_t parse_header(st_file *f, const uint8_t *buf, size_t len,
         if (!byoff) { rc = vae_fail(err, VAE_ERR_NO_MEMORY, "%s: out of memory", label); goto out; }
         for (size_t i = 0; i < f->n_tensors; i++) byoff[i] = &f->tensors[i];
         qsort(byoff, f->n_tensors, sizeof *byoff, cmp_tensor_offset);
-        for (size_t i = 1; i < f->n_tensors && rc == VAE_OK; i++)
-            if (byoff[i]->nbytes && byoff[i - 1]->offset + byoff[i - 1]->nbytes > byoff[i]->offset)
+        /* Against the furthest end so far, not just the previous tensor's:
+         * an empty tensor in between must not hide an overlap. */
+        const st_tensor *far = NULL;
+        for (size_t i = 0; i < f->n_tensors && rc == VAE_OK; i++) {
+            const st_tensor *t = byoff[i];
+            if (!t->nbytes) continue;
+            if (far && far->offset + far->nbytes > t->offset)
                 rc = vae_fail(err, VAE_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the data section",
-                              label, byoff[i - 1]->name, byoff[i]->name);
+                              label, far->name, t->name);
+            if (!far || t->offset + t->nbytes > far->offset + far->nbytes) far = t;
+        }
         free(byoff);
     }
     /* The format has no holes: the tensors tile the data section exactly.

@@ -43,6 +43,7 @@ static const vae_kernel_table scalar_table = {
     .sum = vae_f32_sum_ukernel__scalar,
     .sqdev = vae_f32_sqdev_ukernel__scalar,
     .norm_silu = vae_f32_norm_silu_ukernel__scalar,
+    .softmax = vae_f32_softmax_ukernel__scalar,
 };
 
 #if defined(VAE_HAVE_AVX2_TABLE)
@@ -62,6 +63,7 @@ static const vae_kernel_table avx512_table = {
     .sum = vae_f32_sum_ukernel__avx512,
     .sqdev = vae_f32_sqdev_ukernel__avx512,
     .norm_silu = vae_f32_norm_silu_ukernel__avx512,
+    .softmax = vae_f32_softmax_ukernel__avx512,
 };
 
 static const vae_kernel_table avx2_table = {
@@ -77,6 +79,7 @@ static const vae_kernel_table avx2_table = {
     .sum = vae_f32_sum_ukernel__avx2_fma,
     .sqdev = vae_f32_sqdev_ukernel__avx2_fma,
     .norm_silu = vae_f32_norm_silu_ukernel__avx2_fma,
+    .softmax = vae_f32_softmax_ukernel__avx2_fma,
 };
 
 static unsigned xcr0_low(void)
@@ -134,6 +137,7 @@ static const vae_kernel_table neon_table = {
     .sum = vae_f32_sum_ukernel__scalar,
     .sqdev = vae_f32_sqdev_ukernel__scalar,
     .norm_silu = vae_f32_norm_silu_ukernel__scalar,
+    .softmax = vae_f32_softmax_ukernel__scalar,
 };
 #endif
 

@@ -51,6 +51,8 @@ typedef struct vae_kernel_table {
     double (*sum)(size_t n, const float *x);
     double (*sqdev)(size_t n, const float *x, double mean);
     void (*norm_silu)(size_t n, const float *x, float *y, float mean, float a, float b, int silu);
+    /* x = softmax(x) over one row of n */
+    void (*softmax)(size_t n, float *x);
 } vae_kernel_table;
 
 /* ISA levels for vae_kernels_set_max_isa(). Every table has gemm_mr 6 (the
@@ -111,6 +113,10 @@ VAE_HIDDEN void vae_bf16_f32_cvt_ukernel__scalar(size_t n, const uint16_t *src, 
     VAE_HIDDEN double vae_f32_sqdev_ukernel__##isa(size_t n, const float *x, double mean); \
     VAE_HIDDEN void vae_f32_norm_silu_ukernel__##isa(size_t n, const float *x, float *y,  \
                                                      float mean, float a, float b, int silu);
+#define VAE_SOFTMAX_DECL(isa) VAE_HIDDEN void vae_f32_softmax_ukernel__##isa(size_t n, float *x);
+VAE_SOFTMAX_DECL(scalar)
+VAE_SOFTMAX_DECL(avx2_fma)
+VAE_SOFTMAX_DECL(avx512)
 VAE_GN_DECL(scalar)
 VAE_GN_DECL(avx2_fma)
 VAE_GN_DECL(avx512)

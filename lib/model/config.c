@@ -6,6 +6,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,8 +47,11 @@ static int get_float(const cJSON *root, const char *key, float *out, const char 
 {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!j || cJSON_IsNull(j)) return 0;
-    if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble)) {
-        *rc = vae_fail(err, VAE_ERR_FORMAT, "%s: \"%s\" must be a finite number", path, key);
+    /* Beyond FLT_MAX the conversion below would give an infinity (or be
+     * undefined): a finite JSON number that no float holds is refused too. */
+    if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble) || fabs(j->valuedouble) > FLT_MAX) {
+        *rc = vae_fail(err, VAE_ERR_FORMAT, "%s: \"%s\" must be a finite number (a float32)",
+                       path, key);
         return -1;
     }
     *out = (float)j->valuedouble;

@@ -256,7 +256,7 @@ static int32_t take_decoder(loader *L, vae_coder *d)
         if (l != 0) {
             lv->has_sample = 1;
             vae_name_sample(&L->nm, b, sizeof b, 1, l);
-            if ((rc = take_conv_ex(L, b, cin, cin, 3, &lv->sample, CONV_FOLDED_UP)) != VAE_OK) return rc;
+            if ((rc = take_conv_ex(L, b, cin, cin, 3, &lv->sample, CONV_RAW3X3)) != VAE_OK) return rc;
         }
     }
     vae_name_top(&L->nm, b, sizeof b, 1, "norm_out");

@@ -1,7 +1,8 @@
 /* attention.c - the single-head self-attention of the mid blocks:
  * x += proj(softmax(q^T k / sqrt(C)) v^T). Queries are taken in blocks of
  * ATT_BQ rows, one block per work item, so the N x N score matrix never
- * exists: each thread holds only ATT_BQ x N scores. */
+ * exists: each thread holds only ATT_BQ x N scores. K and V^T are packed for
+ * the kernels once and shared by every block. */
 #include "ops/ops.h"
 
 #include <math.h>
@@ -13,8 +14,8 @@
 typedef struct att_job {
     const vae_ctx *ctx;
     const float *qt;   /* N x C, pre-scaled by 1/sqrt(C) */
-    const float *k;    /* C x N */
-    const float *vt;   /* N x C */
+    const float *kp;   /* K (C x N), packed by vae_pack_b_all */
+    const float *vp;   /* V^T (N x C), packed by vae_pack_b_all */
     float *out;        /* C x N */
     size_t n, c;
     float **s, **pk, **o; /* per thread: scores, packed P, block output */
@@ -30,30 +31,14 @@ static void att_item(void *arg, size_t item, int thread)
     float *s = j->s[thread], *o = j->o[thread], *bbuf = j->ctx->scratch[thread];
     vae_packed a;
 
+    (void)bbuf;
     /* S = Qt[i0:i0+bq] * K */
     vae_packed_fill(&a, bq, c, kt->gemm_mr, j->qt + i0 * c, j->pk[thread]);
-    vae_matrix kb = {j->k, n};
-    for (size_t n0 = 0; n0 < n; n0 += VAE_GEMM_NC)
-        vae_gemm_chunk(kt, &a, n0, min_sz(VAE_GEMM_NC, n - n0), vae_bpack_matrix, &kb, s + n0, n, 0,
-                       bbuf);
-    /* row softmax */
-    for (size_t i = 0; i < bq; i++) {
-        float *row = s + i * n, mx = row[0];
-        for (size_t t = 1; t < n; t++) mx = row[t] > mx ? row[t] : mx;
-        double sum = 0;
-        for (size_t t = 0; t < n; t++) {
-            row[t] = expf(row[t] - mx);
-            sum += row[t];
-        }
-        float inv = (float)(1.0 / sum);
-        for (size_t t = 0; t < n; t++) row[t] *= inv;
-    }
+    vae_gemm_prepacked(kt, &a, j->kp, n, s, n, 0);
+    for (size_t i = 0; i < bq; i++) kt->softmax(n, s + i * n);
     /* O = P * Vt  (bq x c) */
     vae_packed_fill(&a, bq, n, kt->gemm_mr, s, j->pk[thread]);
-    vae_matrix vb = {j->vt, c};
-    for (size_t n0 = 0; n0 < c; n0 += VAE_GEMM_NC)
-        vae_gemm_chunk(kt, &a, n0, min_sz(VAE_GEMM_NC, c - n0), vae_bpack_matrix, &vb, o + n0, c, 0,
-                       bbuf);
+    vae_gemm_prepacked(kt, &a, j->vp, c, o, c, 0);
     for (size_t i = 0; i < bq; i++)
         for (size_t ch = 0; ch < c; ch++) j->out[ch * n + i0 + i] = o[i * c + ch];
 }
@@ -96,8 +81,21 @@ int32_t vae_attention(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float ep
     transpose(t1, c, n, vt, 1.0f);
     if ((rc = vae_conv2d(ctx, k, VAE_CONV_SAME, xn, h, w, kbuf, 0, err)) != VAE_OK) goto out;
 
-    att_job j = {ctx, qt, kbuf, vt, t1, n, c, s, pk, o};
+    /* pack K and V^T once for all query blocks (into xn and t1, free now) */
+    const size_t NR = ctx->kt->gemm_nr;
+    size_t npad = (n + NR - 1) / NR * NR, cpad = (c + NR - 1) / NR * NR;
+    float *kp = vae_alloc_floats((uint64_t)c * npad), *vp = vae_alloc_floats((uint64_t)n * cpad);
+    if (!kp || !vp) {
+        vae_free_aligned(kp);
+        vae_free_aligned(vp);
+        goto oom;
+    }
+    vae_pack_b_all(ctx->kt, c, n, kbuf, n, kp);
+    vae_pack_b_all(ctx->kt, n, c, vt, c, vp);
+    att_job j = {ctx, qt, kp, vp, t1, n, c, s, pk, o};
     vae_pool_run(ctx->pool, (n + ATT_BQ - 1) / ATT_BQ, att_item, &j);
+    vae_free_aligned(kp);
+    vae_free_aligned(vp);
     /* residual: x += proj(attn) */
     rc = vae_conv2d(ctx, proj, VAE_CONV_SAME, t1, h, w, x, 1, err);
     ctx->prof = prof;

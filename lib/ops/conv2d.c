@@ -247,22 +247,39 @@ static int use_winograd(const vae_ctx *ctx, const vae_conv *cv)
 int32_t vae_conv2d(vae_ctx *ctx, const vae_conv *cv, int mode, const float *in, int32_t h,
                    int32_t w, float *out, int accumulate, vae_error *err)
 {
-    if (cv->w_raw && mode == VAE_CONV_SAME && cv->ksize == 3) {
+    if (cv->w_raw && (mode == VAE_CONV_SAME || mode == VAE_CONV_UP2) && cv->ksize == 3) {
         int32_t rc;
+        int up2 = mode == VAE_CONV_UP2;
         double t0 = ctx->prof ? vae_now() : 0;
         if (use_winograd(ctx, cv)) {
-            rc = vae_conv3x3_winograd(ctx, cv, cv->w_raw, in, h, w, out, accumulate, err);
-            vae_prof_add(ctx, VAE_PROF_CONV3X3, t0, 2.0 * cv->cout * cv->cin * 9 * (double)h * w);
+            /* upsample + conv: Winograd on the upsampled image as the gather
+             * sees it (2.25 multiplies per output and channel pair, against
+             * 4 for the folded 2x2 kernels below) */
+            rc = vae_conv3x3_winograd(ctx, cv, cv->w_raw, in, h, w, up2, out, accumulate, err);
+            vae_prof_add(ctx, up2 ? VAE_PROF_CONV_UP : VAE_PROF_CONV3X3, t0,
+                         2.0 * cv->cout * cv->cin * 9 * (double)h * w * (up2 ? 4 : 1));
             return rc;
         }
-        /* direct: pack the weights for this call */
-        vae_conv tmp = *cv;
-        tmp.w_raw = NULL;
-        if (vae_packed_init(&tmp.w, (size_t)cv->cout, (size_t)cv->cin * 9, ctx->kt->gemm_mr,
-                            cv->w_raw) != VAE_OK)
+        /* direct: pack (or fold) the weights for this call */
+        vae_conv tmp;
+        memset(&tmp, 0, sizeof tmp);
+        tmp.cout = cv->cout;
+        tmp.cin = cv->cin;
+        tmp.ksize = 3;
+        tmp.bias = cv->bias;
+        int32_t prc = up2 && !accumulate
+                          ? vae_conv_prepare_upsample(&tmp, cv->w_raw, ctx->kt->gemm_mr)
+                          : vae_packed_init(&tmp.w, (size_t)cv->cout, (size_t)cv->cin * 9,
+                                            ctx->kt->gemm_mr, cv->w_raw);
+        if (prc != VAE_OK) {
+            vae_conv tmp2 = tmp;
+            tmp2.bias = NULL;
+            vae_conv_free(&tmp2);
             return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory packing a convolution");
+        }
         rc = vae_conv2d(ctx, &tmp, mode, in, h, w, out, accumulate, err);
-        vae_packed_free(&tmp.w);
+        tmp.bias = NULL; /* the caller's */
+        vae_conv_free(&tmp);
         return rc;
     }
     if (mode == VAE_CONV_UP2 && cv->has_sub && !accumulate) {

@@ -87,6 +87,33 @@ void vae_gemm_chunk(const vae_kernel_table *kt, const vae_packed *a, size_t n0, 
     }
 }
 
+void vae_pack_b_all(const vae_kernel_table *kt, size_t k, size_t n, const float *b, size_t ldb,
+                    float *dst)
+{
+    const size_t NR = kt->gemm_nr, npad = div_up(n, NR) * NR;
+    for (size_t k0 = 0; k0 < k; k0 += VAE_GEMM_KC)
+        vae_pack_b(NR, min_sz(VAE_GEMM_KC, k - k0), n, b + k0 * ldb, ldb, dst + k0 * npad);
+}
+
+void vae_gemm_prepacked(const vae_kernel_table *kt, const vae_packed *a, const float *b,
+                        size_t n, float *c, size_t ldc, int accumulate)
+{
+    const size_t MR = a->mr, NR = kt->gemm_nr, m = a->m, k = a->k;
+    const size_t panels = div_up(m, MR), npad = div_up(n, NR) * NR;
+    for (size_t k0 = 0; k0 < k; k0 += VAE_GEMM_KC) {
+        size_t kc = min_sz(VAE_GEMM_KC, k - k0);
+        const float *ablock = a->data + k0 * panels * MR;
+        int acc = accumulate || k0 > 0;
+        for (size_t np = 0; np * NR < n; np++) {
+            size_t nr = min_sz(NR, n - np * NR);
+            const float *bp = b + k0 * npad + np * kc * NR;
+            for (size_t mp = 0; mp < panels; mp++)
+                kt->gemm(min_sz(MR, m - mp * MR), nr, kc, ablock + mp * kc * MR, bp,
+                         c + mp * MR * ldc + np * NR, ldc, acc);
+        }
+    }
+}
+
 void vae_bpack_matrix(const void *src, size_t k0, size_t kc, size_t n0, size_t nc, size_t nr,
                       float *dst)
 {

@@ -126,10 +126,12 @@ VAE_HIDDEN int32_t vae_conv2d(vae_ctx *ctx, const vae_conv *cv, int mode, const 
                               int32_t h, int32_t w, float *out, int accumulate,
                               vae_error *err);
 
-/* The Winograd F(4x4, 3x3) path of vae_conv2d (winograd.c). */
+/* The Winograd F(4x4, 3x3) path of vae_conv2d (winograd.c): stride 1,
+ * pad 1, on in (h x w), or with up2 on its nearest-2x upsampling (2h x 2w,
+ * never stored: the gather reads the input at half the coordinates). */
 VAE_HIDDEN int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const float *w_raw,
-                                        const float *in, int32_t h, int32_t w, float *out,
-                                        int accumulate, vae_error *err);
+                                        const float *in, int32_t h, int32_t w, int up2,
+                                        float *out, int accumulate, vae_error *err);
 
 /* out = GroupNorm(in) (then SiLU when silu). in and out may alias. */
 VAE_HIDDEN void vae_groupnorm(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float eps,
@@ -159,6 +161,16 @@ typedef void (*vae_bpack_fn)(const void *src, size_t k0, size_t kc, size_t n0, s
 VAE_HIDDEN void vae_gemm_chunk(const vae_kernel_table *kt, const vae_packed *a, size_t n0,
                                size_t nc, vae_bpack_fn pack, const void *bsrc, float *c,
                                size_t ldc, int accumulate, float *bbuf);
+
+/* Packs all of row-major B (k x n, row stride ldb) for vae_gemm_prepacked:
+ * K block k0 starts at dst + k0 * npad (npad = n rounded up to NR), as
+ * ceil(n / NR) panels of kc x NR. dst holds k * npad floats. */
+VAE_HIDDEN void vae_pack_b_all(const vae_kernel_table *kt, size_t k, size_t n, const float *b,
+                               size_t ldb, float *dst);
+/* C (m x n, row stride ldc) (+)= A * B with both sides packed: a by
+ * vae_packed_*, b by vae_pack_b_all (for the same k and n). */
+VAE_HIDDEN void vae_gemm_prepacked(const vae_kernel_table *kt, const vae_packed *a,
+                                   const float *b, size_t n, float *c, size_t ldc, int accumulate);
 
 /* Row-major matrix as a B source for vae_gemm_chunk. */
 typedef struct vae_matrix {

@@ -25,7 +25,10 @@ typedef struct wg_job {
     const vae_ctx *ctx;
     const vae_conv *cv;
     const float *in;
-    int32_t h, w, tiles_x;
+    int32_t h, w, tiles_x;   /* the (upsampled) image the conv sees = output size */
+    int32_t in_w;            /* the stored input's width (w / 2 with up2) */
+    size_t in_hw;            /* its plane size */
+    int up2;                 /* nearest-2x upsample folded into the gather */
     size_t n_tiles;
     const float *u;       /* 36 packed A matrices, each upanel floats */
     size_t upanel;
@@ -66,10 +69,16 @@ static void gather_tiles(const wg_job *j, const float *plane, size_t t0, size_t 
                     for (size_t q = 0; q < run; q++) d[(size_t)(r * 6 + c) * 64 + t + q] = 0.0f;
                 continue;
             }
-            const float *src = plane + (size_t)y * (size_t)w;
             int32_t x0 = tx < 0 ? 0 : tx, x1 = tx + span > w ? w : tx + span;
             for (int32_t x = tx; x < x0; x++) line[x - tx] = 0.0f;
-            memcpy(line + (x0 - tx), src + x0, (size_t)(x1 - x0) * sizeof(float));
+            if (j->up2) {
+                /* the upsampled row y is stored row y/2, pixel x is x/2 */
+                const float *src = plane + (size_t)(y >> 1) * (size_t)j->in_w;
+                for (int32_t x = x0; x < x1; x++) line[x - tx] = src[x >> 1];
+            } else {
+                const float *src = plane + (size_t)y * (size_t)w;
+                memcpy(line + (x0 - tx), src + x0, (size_t)(x1 - x0) * sizeof(float));
+            }
             for (int32_t x = x1; x < tx + span; x++) line[x - tx] = 0.0f;
             for (int c = 0; c < 6; c++) {
                 float *dst = d + (size_t)(r * 6 + c) * 64 + t;
@@ -98,7 +107,7 @@ static void wg_item(void *arg, size_t item, int thread)
     for (size_t p0 = 0; p0 < ntp; p0 += NR) {
         for (size_t ci = 0; ci < cin; ci++) {
             size_t k0 = ci / VAE_GEMM_KC * VAE_GEMM_KC, kc = min_sz(VAE_GEMM_KC, cin - k0);
-            gather_tiles(j, j->in + ci * hw, t0 + p0, NR, d);
+            gather_tiles(j, j->in + ci * j->in_hw, t0 + p0, NR, d);
             kt->wg_input(NR, d, 64, v + k0 * ntp + (p0 / NR) * kc * NR + (ci - k0) * NR, vxi);
         }
     }
@@ -184,8 +193,8 @@ static void wg_weight_item(void *arg, size_t mp, int thread)
 }
 
 int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const float *w_raw,
-                             const float *in, int32_t h, int32_t w, float *out, int accumulate,
-                             vae_error *err)
+                             const float *in, int32_t h, int32_t w, int up2, float *out,
+                             int accumulate, vae_error *err)
 {
     const size_t cin = (size_t)cv->cin, cout = (size_t)cv->cout, MR = ctx->kt->gemm_mr,
                  NR = ctx->kt->gemm_nr;
@@ -223,6 +232,13 @@ int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const float *w_ra
     j.ctx = ctx;
     j.cv = cv;
     j.in = in;
+    j.in_w = w;
+    j.in_hw = (size_t)h * (size_t)w;
+    j.up2 = up2;
+    if (up2) {
+        h *= 2;
+        w *= 2;
+    }
     j.h = h;
     j.w = w;
     j.tiles_x = (w + 3) / 4;

@@ -1,0 +1,6 @@
+/* f32-softmax-avx512.c - a row softmax (f32-softmax.h) built for this file's
+ * ISA; bit-identical to the other ISAs' twins. */
+#include "kernels/kernels.h"
+
+#define SOFTMAX_NAME vae_f32_softmax_ukernel__avx512
+#include "kernels/f32-softmax.h"
