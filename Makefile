@@ -291,8 +291,8 @@ clean:
 # clang and ASan+UBSan into $(B)/fuzz/, objects apart from the normal build's.
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="png npy"]  fuzz each harness for
 #       FUZZ_SECONDS; new corpus entries go to $(B)/fuzz/corpus/<harness>/,
-#       crashes to $(B)/fuzz/artifacts/<harness>/ (copy them into
-#       test/fuzz/regressions/<harness>/ once fixed, to keep them forever)
+#       crashes to $(B)/fuzz/artifacts/<harness>/ (copy each into
+#       test/fuzz/regressions/<harness>/: kept forever, replayed below)
 #   make fuzz-replay  runs every seed and every regression input once
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
@@ -349,7 +349,7 @@ fuzz: $(FUZZ_BIN)
 	    $(FUZZ_RUN_FLAGS) -artifact_prefix=$(FUZZ_DIR)/artifacts/$$h/ \
 	    $(FUZZ_DIR)/corpus/$$h test/fuzz/corpus/$$h test/fuzz/regressions/$$h \
 	    >$(FUZZ_DIR)/fuzz-$$h.log 2>&1; rc=$$?; \
-	  grep -E '^#[0-9]+ +DONE|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' \
+	  grep -E '^#[0-9]+[[:space:]]+DONE|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' \
 	    $(FUZZ_DIR)/fuzz-$$h.log | sed 's/^/   /'; \
 	  if [ $$rc -ne 0 ]; then \
 	    failed="$$failed $$h"; tail -n 60 $(FUZZ_DIR)/fuzz-$$h.log; \

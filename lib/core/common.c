@@ -2,6 +2,7 @@
 #include "core/common.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +19,50 @@ int32_t vae_fail(vae_error *err, int32_t code, const char *fmt, ...)
     return code;
 }
 
+static atomic_long fail_at;   /* 0: off; else allocations left until one fails */
+static atomic_long alloc_count;
+
+void vae_test_fail_alloc(long n)
+{
+    atomic_store(&alloc_count, 0);
+    atomic_store(&fail_at, n);
+}
+
+long vae_test_alloc_count(void)
+{
+    return atomic_load(&alloc_count);
+}
+
+/* 1 when this allocation is the one the test hook makes fail. */
+static int injected_failure(void)
+{
+    atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&fail_at, memory_order_relaxed) == 0) return 0;
+    return atomic_fetch_sub(&fail_at, 1) == 1;
+}
+
+void *vae_malloc(size_t nbytes)
+{
+    if (injected_failure()) return NULL;
+    return malloc(nbytes ? nbytes : 1);
+}
+
+void *vae_calloc_n(size_t count, size_t size)
+{
+    if (injected_failure()) return NULL;
+    return calloc(count ? count : 1, size ? size : 1);
+}
+
+char *vae_strdup(const char *s)
+{
+    if (injected_failure()) return NULL;
+    return strdup(s);
+}
+
 void *vae_alloc(size_t nbytes)
 {
     void *p = NULL;
+    if (injected_failure()) return NULL;
     if (nbytes == 0) nbytes = 64;
     /* Round up so aligned_alloc's size rule holds. */
     if (nbytes > SIZE_MAX - 63) return NULL;

@@ -44,4 +44,16 @@ VAE_HIDDEN void vae_free_aligned(void *p);
 /* Floats, with the byte count checked for overflow. */
 VAE_HIDDEN float *vae_alloc_floats(uint64_t n);
 
+/* Every other allocation of the library goes through these (free() frees
+ * them), so that the test hook below reaches every allocation site. */
+VAE_HIDDEN void *vae_malloc(size_t nbytes);
+VAE_HIDDEN void *vae_calloc_n(size_t count, size_t size);
+VAE_HIDDEN char *vae_strdup(const char *s);
+
+/* Test hook (allocation-failure injection): the n-th allocation from now
+ * fails (n >= 1; 0 switches it off). vae_test_alloc_count() counts the
+ * allocations since the last vae_test_fail_alloc() call. */
+VAE_HIDDEN void vae_test_fail_alloc(long n);
+VAE_HIDDEN long vae_test_alloc_count(void);
+
 #endif

@@ -71,7 +71,7 @@ int vae_cpu_count(void)
 vae_pool *vae_pool_create(int n_threads)
 {
     if (n_threads < 1) n_threads = 1;
-    vae_pool *p = calloc(1, sizeof *p);
+    vae_pool *p = vae_calloc_n(1, sizeof *p);
     if (!p) return NULL;
     p->n_threads = 1;
     atomic_init(&p->next, 0);
@@ -88,10 +88,10 @@ vae_pool *vae_pool_create(int n_threads)
         return NULL;
     }
     if (n_threads > 1) {
-        p->workers = calloc((size_t)n_threads - 1, sizeof *p->workers);
+        p->workers = vae_calloc_n((size_t)n_threads - 1, sizeof *p->workers);
         if (!p->workers) { vae_pool_destroy(p); return NULL; }
         for (int i = 1; i < n_threads; i++) {
-            worker_arg *wa = malloc(sizeof *wa);
+            worker_arg *wa = vae_malloc(sizeof *wa);
             if (!wa) break;
             wa->pool = p;
             wa->id = i;

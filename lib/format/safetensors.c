@@ -116,7 +116,7 @@ static int32_t parse_header(st_file *f, const uint8_t *buf, size_t len,
     size_t n = 0;
     for (cJSON *e = root->child; e; e = e->next)
         if (strcmp(e->string, "__metadata__") != 0) n++;
-    f->tensors = calloc(n ? n : 1, sizeof *f->tensors);
+    f->tensors = vae_calloc_n(n ? n : 1, sizeof *f->tensors);
     if (!f->tensors) { rc = vae_fail(err, VAE_ERR_NO_MEMORY, "%s: out of memory for %zu tensors", label, n); goto out; }
 
     for (cJSON *e = root->child; e; e = e->next) {
@@ -127,7 +127,7 @@ static int32_t parse_header(st_file *f, const uint8_t *buf, size_t len,
             rc = vae_fail(err, VAE_ERR_FORMAT, "%s: tensor '%s': entry is not an object", label, name);
             goto out;
         }
-        t->name = strdup(name);
+        t->name = vae_strdup(name);
         if (!t->name) { rc = vae_fail(err, VAE_ERR_NO_MEMORY, "%s: out of memory", label); goto out; }
         f->n_tensors++;
 
@@ -203,7 +203,7 @@ static int32_t parse_header(st_file *f, const uint8_t *buf, size_t len,
             goto out;
         }
     if (f->n_tensors > 1) {
-        st_tensor **byoff = malloc(f->n_tensors * sizeof *byoff);
+        st_tensor **byoff = vae_malloc(f->n_tensors * sizeof *byoff);
         if (!byoff) { rc = vae_fail(err, VAE_ERR_NO_MEMORY, "%s: out of memory", label); goto out; }
         for (size_t i = 0; i < f->n_tensors; i++) byoff[i] = &f->tensors[i];
         qsort(byoff, f->n_tensors, sizeof *byoff, cmp_tensor_offset);
@@ -240,7 +240,7 @@ int32_t st_open_mem(const uint8_t *buf, size_t len, const char *label, st_file *
                     vae_error *err)
 {
     memset(f, 0, sizeof *f);
-    f->path = strdup(label ? label : "<memory>");
+    f->path = vae_strdup(label ? label : "<memory>");
     if (!f->path) return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory");
     int32_t rc = parse_header(f, buf, len, f->path, err);
     if (rc != VAE_OK) st_close(f);

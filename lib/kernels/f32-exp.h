@@ -14,6 +14,10 @@
  * built in the exponent bits. */
 static inline float vae_expf_poly(float x)
 {
+    /* NaN in, NaN out (a NaN weight or input must not turn into a number);
+     * the arithmetic runs on 0 instead, since NaN would reach an int cast. */
+    const float in = x;
+    x = x == x ? x : 0.0f;
     x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
     const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
     float t = x * 1.44269504f + magic;
@@ -28,7 +32,7 @@ static inline float vae_expf_poly(float x)
     bits = (uint32_t)(ki + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return in == in ? p * scale : in;
 }
 
 #endif

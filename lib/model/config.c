@@ -75,7 +75,7 @@ int32_t vae_arch_from_config(const char *path, vae_arch *a, int implicit, vae_er
 {
     FILE *fp = fopen(path, "rb");
     if (!fp) return vae_fail(err, VAE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = malloc(MAX_CONFIG_BYTES + 1);
+    char *buf = vae_malloc(MAX_CONFIG_BYTES + 1);
     if (!buf) {
         fclose(fp);
         return vae_fail(err, VAE_ERR_NO_MEMORY, "%s: out of memory", path);

@@ -102,7 +102,7 @@ static int32_t take(loader *L, const char *base, const char *suffix, int ndim,
     if (t->dtype == ST_F32) {
         memcpy(d, t->data, t->nbytes);
     } else {
-        uint16_t *tmp = malloc(t->nbytes ? t->nbytes : 1);
+        uint16_t *tmp = vae_malloc(t->nbytes ? t->nbytes : 1);
         if (!tmp) {
             vae_free_aligned(d);
             return vae_fail(L->err, VAE_ERR_NO_MEMORY, "%s: out of memory for '%s'", L->f.path, name);
@@ -214,7 +214,7 @@ static int32_t take_encoder(loader *L, vae_coder *e)
     cin = a->ch[0];
     for (int32_t l = 0; l < a->levels; l++) {
         vae_level *lv = &e->levels[l];
-        lv->res = calloc((size_t)a->layers_per_block, sizeof *lv->res);
+        lv->res = vae_calloc_n((size_t)a->layers_per_block, sizeof *lv->res);
         if (!lv->res) return vae_fail(L->err, VAE_ERR_NO_MEMORY, "out of memory");
         lv->n_res = a->layers_per_block;
         for (int32_t j = 0; j < lv->n_res; j++) {
@@ -245,7 +245,7 @@ static int32_t take_decoder(loader *L, vae_coder *d)
     if ((rc = take_mid(L, 1, d)) != VAE_OK) return rc;
     for (int32_t l = a->levels - 1; l >= 0; l--) {
         vae_level *lv = &d->levels[l];
-        lv->res = calloc((size_t)a->layers_per_block + 1, sizeof *lv->res);
+        lv->res = vae_calloc_n((size_t)a->layers_per_block + 1, sizeof *lv->res);
         if (!lv->res) return vae_fail(L->err, VAE_ERR_NO_MEMORY, "out of memory");
         lv->n_res = a->layers_per_block + 1;
         for (int32_t j = 0; j < lv->n_res; j++) {
@@ -328,7 +328,7 @@ int32_t vae_model_load(const char *path, const char *config_path, struct vae_mod
             return vae_fail(err, VAE_ERR_INVALID_ARGUMENT, "config_path is too long");
         strcpy(config, config_path);
     }
-    struct vae_model *m = calloc(1, sizeof *m);
+    struct vae_model *m = vae_calloc_n(1, sizeof *m);
     if (!m) return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory");
     if (pthread_mutex_init(&m->err_lock, NULL) != 0) {
         free(m);
@@ -339,7 +339,7 @@ int32_t vae_model_load(const char *path, const char *config_path, struct vae_mod
     L.err = err;
     L.arch = &m->arch;
     L.kt = vae_kernels();
-    m->path = strdup(weights);
+    m->path = vae_strdup(weights);
     if (!m->path) { rc = vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory"); goto fail; }
 
     vae_arch_defaults(&m->arch);

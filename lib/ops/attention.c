@@ -60,8 +60,8 @@ int32_t vae_attention(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float ep
     double t0 = 0;
     float *xn = vae_alloc_floats(cn), *t1 = vae_alloc_floats(cn), *kbuf = vae_alloc_floats(cn);
     float *qt = vae_alloc_floats(cn), *vt = vae_alloc_floats(cn);
-    float **s = calloc((size_t)nt, sizeof *s), **pk = calloc((size_t)nt, sizeof *pk),
-          **o = calloc((size_t)nt, sizeof *o);
+    float **s = vae_calloc_n((size_t)nt, sizeof *s), **pk = vae_calloc_n((size_t)nt, sizeof *pk),
+          **o = vae_calloc_n((size_t)nt, sizeof *o);
     if (!xn || !t1 || !kbuf || !qt || !vt || !s || !pk || !o) goto oom;
     uint64_t pkn = vae_packed_floats(ATT_BQ, n > c ? n : c, ctx->kt->gemm_mr);
     for (int i = 0; i < nt; i++) {

@@ -223,7 +223,7 @@ static int32_t conv_upsample_folded(vae_ctx *ctx, const vae_conv *cv, const floa
     j.src.mode = VAE_CONV_SUB;
     j.out = out;
     j.npix = (size_t)h * (size_t)w;
-    j.tmp = calloc((size_t)ctx->n_threads, sizeof *j.tmp);
+    j.tmp = vae_calloc_n((size_t)ctx->n_threads, sizeof *j.tmp);
     int32_t rc = VAE_OK;
     if (!j.tmp) return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory in an upsample conv");
     for (int i = 0; i < ctx->n_threads; i++)

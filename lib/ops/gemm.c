@@ -169,9 +169,9 @@ int32_t vae_ctx_init(vae_ctx *ctx, int n_threads, vae_error *err)
     ctx->pool = vae_pool_create(n_threads);
     if (!ctx->pool) return vae_fail(err, VAE_ERR_NO_MEMORY, "cannot start %d threads", n_threads);
     ctx->n_threads = vae_pool_threads(ctx->pool);
-    ctx->scratch = calloc((size_t)ctx->n_threads, sizeof *ctx->scratch);
-    ctx->wg_v = calloc((size_t)ctx->n_threads, sizeof *ctx->wg_v);
-    ctx->wg_m = calloc((size_t)ctx->n_threads, sizeof *ctx->wg_m);
+    ctx->scratch = vae_calloc_n((size_t)ctx->n_threads, sizeof *ctx->scratch);
+    ctx->wg_v = vae_calloc_n((size_t)ctx->n_threads, sizeof *ctx->wg_v);
+    ctx->wg_m = vae_calloc_n((size_t)ctx->n_threads, sizeof *ctx->wg_m);
     if (!ctx->scratch || !ctx->wg_v || !ctx->wg_m) goto oom;
     size_t nr = ctx->kt->gemm_nr;
     size_t per = VAE_GEMM_KC * div_up(VAE_GEMM_NC, nr) * nr;
