@@ -109,14 +109,16 @@ VAE_API void vae_load_options_init(vae_load_options *opts, uint32_t size);
  * Loads a VAE.
  *
  * path is a .safetensors file (a config.json in the same folder is used when
- * present), or a folder in the diffusers layout (config.json plus
+ * present, unless its _class_name names another model than AutoencoderKL),
+ * or a folder in the diffusers layout (config.json plus
  * diffusion_pytorch_model.safetensors, directly or in its vae/ subfolder).
  * Both the original (ldm) tensor names and the diffusers names load, with or
  * without a "first_stage_model." or "vae." prefix, so the VAE of a full
- * checkpoint loads too. Weights may be F32, F16 or BF16; compute is fp32.
+ * checkpoint loads too. The weights the VAE reads may be F32, F16 or BF16
+ * (other tensors of the file may have any dtype); compute is fp32.
  * Without a config.json the architecture is inferred from the tensor shapes,
  * with SDXL defaults for what shapes cannot tell (scaling factor 0.13025,
- * 32 groups).
+ * 32 groups). docs/formats.md has the details.
  *
  * On success *out receives a handle to free with vae_free(). On failure *out
  * is set to NULL and vae_last_error(NULL) on the same thread says why.
@@ -179,9 +181,11 @@ VAE_API int32_t vae_get_info(const vae_model *model, vae_model_info *info);
 /* vae_encode draws a sample of the posterior (seeded) instead of its mean. */
 #define VAE_FLAG_SAMPLE (1u << 1)
 /* Every convolution in its direct form. By default the stride-1 3x3 ones
- * use Winograd's F(4x4, 3x3), a little faster than 2x with slightly more
- * rounding (both stay far inside 1e-4 of the reference; docs/performance.md
- * has the figures). */
+ * with at least 16 input and 16 output channels (every resnet conv and
+ * every Upsample's; not those on the RGB side or on a 4-channel latent) use
+ * Winograd's F(4x4, 3x3): its channel products take a quarter of the direct
+ * form's multiply-adds, with slightly more rounding. Both forms stay far
+ * inside the 1e-4 parity bound (docs/api.md, "Convolution algorithm"). */
 #define VAE_FLAG_DIRECT_CONV (1u << 2)
 
 /* Stages reported to a progress callback. */
@@ -206,7 +210,6 @@ typedef struct vae_run_options {
     int32_t n_threads;  /* 0 = the handle's default                           */
     int32_t reserved;   /* must be 0                                          */
     uint64_t seed;      /* with VAE_FLAG_SAMPLE: the noise seed               */
-    /* Since SDXLVAE_1.1: */
     vae_progress_fn progress; /* NULL = no progress reports               */
     void *progress_user;      /* passed to progress as its first argument */
 } vae_run_options;
@@ -331,7 +334,9 @@ typedef struct vae_api {
     uint32_t abi_major;      /* VAE_ABI_VERSION of the loaded library      */
     uint32_t version_number; /* vae_version_number() of the loaded library */
     uint32_t reserved;       /* 0                                          */
-    /* SDXLVAE_1.0 */
+    /* Release 0.1.0 (version node SDXLVAE_1.0): every function of this
+     * header but vae_get_api, in the order declared above. Functions added
+     * by later releases are appended after the last member. */
     uint32_t (*vae_version_number)(void);
     const char *(*vae_version_string)(void);
     uint32_t (*vae_abi_version)(void);
@@ -360,7 +365,7 @@ typedef struct vae_api {
                           uint64_t image_capacity, const vae_run_options *opts);
     const char *(*vae_last_error)(const vae_model *model);
     uint64_t (*vae_copy_last_error)(const vae_model *model, char *buf, uint64_t cap);
-    /* SDXLVAE_1.1 */
+    /* the constants' function twins */
     int32_t (*vae_ok)(void);
     int32_t (*vae_err_invalid_argument)(void);
     int32_t (*vae_err_io)(void);

@@ -5,6 +5,7 @@
  * shared by several threads giving the same results as serial calls.
  */
 #include <check.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +79,7 @@ END_TEST
 
 START_TEST(test_bad_arguments)
 {
-    vae_model *m = load();
+    vae_model *m = NULL;
     float buf[4096];
     uint64_t n;
     ck_assert_int_eq(vae_load(NULL, NULL, &m), VAE_ERR_INVALID_ARGUMENT);
@@ -251,6 +252,31 @@ START_TEST(test_shared_handle_threads)
 }
 END_TEST
 
+/* Hostile values: NaN or Inf in an input is not an error; it propagates
+ * (GroupNorm spreads it over the whole image) and the call returns VAE_OK
+ * with a defined shape of output: documented in docs/api.md. */
+START_TEST(test_nan_inf_inputs)
+{
+    vae_model *m = load();
+    float img[3 * 16 * 16], lat[64], out[3 * 16 * 16];
+    float bad[2] = {NAN, INFINITY};
+    for (int b = 0; b < 2; b++) {
+        for (int i = 0; i < 3 * 16 * 16; i++) img[i] = (float)(i % 13) / 13.0f;
+        img[100] = bad[b];
+        ck_assert_int_eq(vae_encode(m, img, 1, 16, 16, lat, 64, NULL), VAE_OK);
+        int nonfinite = 0;
+        for (int i = 0; i < 64; i++) nonfinite += !isfinite(lat[i]);
+        ck_assert_int_gt(nonfinite, 0);
+        for (int i = 0; i < 64; i++) lat[i] = i == 5 ? bad[b] : 0.1f;
+        ck_assert_int_eq(vae_decode(m, lat, 1, 4, 4, out, 3 * 16 * 16, NULL), VAE_OK);
+        nonfinite = 0;
+        for (int i = 0; i < 3 * 16 * 16; i++) nonfinite += !isfinite(out[i]);
+        ck_assert_int_gt(nonfinite, 0);
+    }
+    vae_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("api");
@@ -262,6 +288,7 @@ int main(void)
     tcase_add_test(tc, test_options_versions);
     tcase_add_test(tc, test_error_is_per_handle_and_thread);
     tcase_add_test(tc, test_shared_handle_threads);
+    tcase_add_test(tc, test_nan_inf_inputs);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -157,6 +157,7 @@ class Model:
 
     def __init__(self, path, n_threads=0, config_path=None):
         lo = LoadOptions()
+        # the size of *this* struct: the library zeroes exactly that many bytes
         lib.vae_load_options_init(C.byref(lo), C.sizeof(lo))
         lo.n_threads = n_threads
         lo.config_path = config_path.encode() if config_path else None

@@ -77,8 +77,18 @@ elif [ $((full & 8)) -ne 0 ] || [ $((strict & 8)) -ne 0 ]; then
 elif [ "$strict" -ne 0 ]; then
     nok "abidiff $(basename "$base"): a change other than additions (above)"
 else
-    added=$(sed -n 's/.* \([0-9][0-9]*\) Added functions$/\1/p' "$work/report.txt" | head -n 1)
-    grown=$(sed -n 's/.* Changed (\([0-9][0-9]*\) filtered out).*/\1/p' "$work/report.txt" | head -n 1)
+    added=$(sed -n 's/.* \([0-9][0-9]*\) Added functions*$/\1/p' "$work/report.txt" | head -n 1)
+    # What the suppressions let through: the functions a run without them
+    # reports as changed, redundant reports included (every function that
+    # reaches a grown struct, directly or through vae_api). Changes abidiff
+    # itself deems harmless (an opaque typedef seen as its struct) are
+    # filtered out in both runs and not counted.
+    : >"$work/none.abignore"
+    abidiff --redundant --no-added-syms --headers-dir2 "$hdrs" --drop-private-types \
+        --suppressions "$work/none.abignore" "$base" "$lib" >"$work/unsuppressed.txt" 2>&1
+    grown=$(sed -n 's/^Functions changes summary: [0-9]* Removed, \([0-9][0-9]*\) Changed.*/\1/p' \
+        "$work/unsuppressed.txt" | head -n 1)
+    [ "${grown:-0}" -eq 0 ] && grown=
     ok "abidiff $(basename "$base"): compatible (${added:-0} functions added${grown:+; $grown functions take a struct grown at its end, as $(basename "$suppr") allows})"
 fi
 exit $fail

@@ -172,9 +172,9 @@ func Load(path string) (*Model, error) {
 
 // LoadWithOptions is Load with options; nil means the defaults.
 func LoadWithOptions(path string, opts *LoadOptions) (*Model, error) {
-	// The struct is filled here rather than by vae_load_options_init, which
-	// writes the size of the *library's* struct: more than this one if the
-	// library at run time is newer than the header built against.
+	// Filled as vae_load_options_init(&o, sizeof o) would: zeros, and size =
+	// the size of this struct as the header built against declares it (the
+	// library reads only that many bytes, whatever its own version).
 	var o C.vae_load_options
 	o.size = C.uint32_t(unsafe.Sizeof(o))
 	if opts != nil {
@@ -352,7 +352,7 @@ func checkLen(what string, got int, dims ...int) error {
 }
 
 func runOpts(opts *RunOptions) (C.vae_run_options, error) {
-	// Not vae_run_options_init: see LoadWithOptions.
+	// Filled as vae_run_options_init(&o, sizeof o) would: see LoadWithOptions.
 	var o C.vae_run_options
 	o.size = C.uint32_t(unsafe.Sizeof(o))
 	if opts != nil {

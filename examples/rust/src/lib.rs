@@ -216,7 +216,8 @@ impl RunOptions {
         self.flag(FLAG_SAMPLE, true)
     }
 
-    /// Direct convolutions only (a little slower, slightly less rounding).
+    /// Every convolution in its direct form, no Winograd (more arithmetic in
+    /// the 3x3 convolutions, slightly less rounding): `VAE_FLAG_DIRECT_CONV`.
     pub fn direct_conv(self, on: bool) -> RunOptions {
         self.flag(FLAG_DIRECT_CONV, on)
     }
@@ -227,8 +228,8 @@ impl RunOptions {
     }
 
     fn to_sys(self) -> Result<sys::vae_run_options> {
-        // Filled here (vae_run_options_init(ptr, size) would do the same), which
-        // a newer library makes larger than sys::vae_run_options.
+        // Default fills it as vae_run_options_init(ptr, size of this struct)
+        // would: zeros, and `size` = the size of sys::vae_run_options.
         Ok(sys::vae_run_options {
             flags: self.flags,
             n_threads: to_i32(self.n_threads as usize, "n_threads")?,

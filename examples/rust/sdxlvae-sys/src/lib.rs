@@ -1,18 +1,28 @@
 //! Raw declarations of libsdxlvae's C API (`include/sdxlvae.h`, ABI 1),
-//! written by hand: every function, struct and constant of the header.
+//! written by hand: the 20 functions of the API proper (versions, status
+//! names, loading, queries, options, running, errors), the three public
+//! option and info structs, and the status codes, dtypes and flags they use.
+//! Not declared: `VAE_ERR_CANCELLED`, the `VAE_STAGE_*` constants and the
+//! progress callback, `vae_get_api` and the `vae_api` table (a Rust program
+//! links the library), and the constants' function twins; the tests print
+//! which names of the installed header are not bound.
 //!
 //! Everything here is `unsafe` to call and follows the C rules; see the
 //! header and `docs/abi.md` for the contract. The `sdxlvae` crate wraps it in
 //! a safe API.
 //!
-//! Two things differ from a literal transcription, both on purpose:
+//! Things that differ from a literal transcription, on purpose:
 //!
-//! - The option structs implement `Default`, which fills them the way the
-//!   `*_init()` functions do but with `size` set to the size of *this* Rust
-//!   struct. Prefer it to `vae_load_options_init()` / `vae_run_options_init()`:
-//!   those write the library's own `sizeof`, which is larger than these
-//!   structs once a newer libsdxlvae.so.1 has appended fields, so calling
-//!   them on a struct declared here would write past its end.
+//! - The option structs implement `Default`, which fills them as the
+//!   `*_init()` functions do, with `size` set to the size of *this* Rust
+//!   struct. `vae_load_options_init(&mut o, size_of_val(&o) as u32)` /
+//!   `vae_run_options_init(...)` do the same: they take the caller's struct
+//!   size and zero exactly that many bytes (every default is zero), so
+//!   either way nothing is written past a struct declared here, whatever
+//!   release of libsdxlvae.so.1 is loaded.
+//! - `vae_run_options` is declared up to `seed` (24 bytes), without the
+//!   `progress` / `progress_user` fields of the C header: the library reads
+//!   only `size` bytes, so calls made with it simply get no progress reports.
 //! - `VAE_VERSION_*` are the release these declarations were written against
 //!   (0.1.0); `vae_version_number()` says which release is loaded.
 
@@ -207,8 +217,8 @@ extern "C" {
     /// A static English name for a status code; never NULL.
     pub fn vae_strerror(status: i32) -> *const c_char;
 
-    /// Writes the library's sizeof(vae_load_options) bytes: see the crate
-    /// docs before calling it on a struct declared here.
+    /// Zeroes the first `size` bytes of *opts (pass the size of the struct
+    /// declared here) and sets opts.size = size: the same as Default.
     pub fn vae_load_options_init(opts: *mut vae_load_options, size: u32);
     /// On failure *out is NULL and vae_last_error(NULL) on the same thread
     /// says why.
@@ -227,7 +237,8 @@ extern "C" {
     /// Set info->size first; bytes past what the library knows are untouched.
     pub fn vae_get_info(model: *const vae_model, info: *mut vae_model_info) -> i32;
 
-    /// Writes the library's sizeof(vae_run_options) bytes: see the crate docs.
+    /// Zeroes the first `size` bytes of *opts (pass the size of the struct
+    /// declared here) and sets opts.size = size: the same as Default.
     pub fn vae_run_options_init(opts: *mut vae_run_options, size: u32);
 
     pub fn vae_encoded_size(
