@@ -483,7 +483,6 @@ static const vae_api api_v1 = {
     .abi_major = VAE_ABI_VERSION,
     .version_number = VAE_VERSION_NUMBER,
     .reserved = 0,
-    /* SDXLVAE_1.0 */
     .vae_version_number = vae_version_number,
     .vae_version_string = vae_version_string,
     .vae_abi_version = vae_abi_version,
@@ -504,7 +503,6 @@ static const vae_api api_v1 = {
     .vae_decode = vae_decode,
     .vae_last_error = vae_last_error,
     .vae_copy_last_error = vae_copy_last_error,
-    /* SDXLVAE_1.1 */
     .vae_ok = vae_ok,
     .vae_err_invalid_argument = vae_err_invalid_argument,
     .vae_err_io = vae_err_io,

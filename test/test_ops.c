@@ -356,6 +356,29 @@ START_TEST(test_groupnorm_kernels)
 }
 END_TEST
 
+/* Each ISA's Winograd transforms give the scalar twin's bits (the whole
+ * convolution is checked against a double reference in test_conv_*). */
+START_TEST(test_winograd_kernels)
+{
+    const vae_kernel_table *best = vae_kernels(), *sc = vae_kernels_scalar();
+    float *d = rand_buf(36 * 64), *v1 = malloc(36 * 64 * 4), *v2 = malloc(36 * 64 * 4);
+    for (size_t n = 1; n <= 64; n += 21) {
+        memset(v1, 0, 36 * 64 * 4);
+        memset(v2, 0, 36 * 64 * 4);
+        best->wg_input(n, d, 64, v1, 64);
+        sc->wg_input(n, d, 64, v2, 64);
+        ck_assert_int_eq(memcmp(v1, v2, 36 * 64 * 4), 0);
+        best->wg_output(n, d, 64, v1, 64);
+        sc->wg_output(n, d, 64, v2, 64);
+        ck_assert_int_eq(memcmp(v1, v2, 16 * 64 * 4), 0);
+        best->wg_weight(n, d, 64, v1, 64);
+        sc->wg_weight(n, d, 64, v2, 64);
+        ck_assert_int_eq(memcmp(v1, v2, 36 * 64 * 4), 0);
+    }
+    free(d); free(v1); free(v2);
+}
+END_TEST
+
 static void count_item(void *arg, size_t item, int thread)
 {
     int *hits = arg;
@@ -391,6 +414,7 @@ int main(void)
     tcase_add_loop_test(tc, test_conv_scalar, 0, nconv);
     tcase_add_test(tc, test_groupnorm);
     tcase_add_test(tc, test_groupnorm_kernels);
+    tcase_add_test(tc, test_winograd_kernels);
     tcase_add_test(tc, test_attention);
     tcase_add_test(tc, test_gemm);
     tcase_add_test(tc, test_pool_covers_every_item_once);

@@ -78,7 +78,7 @@ int main(int argc, char **argv)
     }
     memcpy(&get_api, &sym, sizeof get_api);
     const vae_api *api = get_api(VAE_ABI_VERSION);
-    /* Everything used below is in SDXLVAE_1.1's part of the table. */
+    /* Everything used below is in the table since its first version. */
     if (!api || api->abi_major != VAE_ABI_VERSION || !API_HAS(api, vae_model_info_size)) {
         fprintf(stderr, "%s: no ABI %d table, or one too old for this program\n", libname,
                 VAE_ABI_VERSION);

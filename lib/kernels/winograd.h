@@ -12,16 +12,7 @@
 
 #define VAE_HIDDEN __attribute__((visibility("hidden")))
 
-/* V = B^T d B: d is a 6x6 tile with row stride ld, v[xi * vstride] for
- * xi < 36. */
-VAE_HIDDEN void vae_f32_winograd_f4x3_input__scalar(const float *d, size_t ld, float *v,
-                                                    size_t vstride);
-/* U = G g G^T: g is a 3x3 kernel (row-major), u[xi * ustride] for xi < 36. */
-VAE_HIDDEN void vae_f32_winograd_f4x3_weight__scalar(const float *g, float *u, size_t ustride);
-/* Y = A^T M A: m[xi * mstride] for xi < 36, y is a 4x4 tile (row-major). */
-VAE_HIDDEN void vae_f32_winograd_f4x3_output__scalar(const float *m, size_t mstride, float *y);
-
-/* The same over n <= 64 tiles at once, tile index innermost:
+/* The transforms over n <= 64 tiles at once, tile index innermost:
  * d[e * ld + t] (e = 6 * row + col) -> v[xi * vs + t], and
  * m[xi * ms + t] -> y[e * ld + t] (e = 4 * row + col). Every ISA's twin gives
  * the same bits (no FMA contraction). */

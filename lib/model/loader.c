@@ -128,10 +128,10 @@ static int32_t take_norm(loader *L, const char *base, int32_t c, vae_norm *n)
 }
 
 /* How a conv's weights are kept: packed for the GEMM kernels (1x1 and the
- * stride-2 Downsample), folded into 2x2 kernels (an Upsample's), or as
- * stored (stride-1 3x3: Winograd transforms them per call). */
+ * stride-2 Downsample), or as stored (every other 3x3, the Upsample's
+ * included: Winograd transforms them per call, and the direct path packs or
+ * folds them per call). Held once either way. */
 #define CONV_PACKED 0
-#define CONV_FOLDED_UP 1
 #define CONV_RAW3X3 2
 
 static int32_t take_conv_ex(loader *L, const char *base, int32_t cout, int32_t cin, int32_t k,
@@ -156,9 +156,7 @@ static int32_t take_conv_ex(loader *L, const char *base, int32_t cout, int32_t c
         vae_free_aligned(w);
         return rc;
     }
-    if (form == CONV_FOLDED_UP) {
-        rc = vae_conv_prepare_upsample(cv, w, L->kt->gemm_mr);
-    } else if (form == CONV_RAW3X3) {
+    if (form == CONV_RAW3X3) {
         cv->w_raw = w; /* kept as stored: Winograd transforms it per call */
         return VAE_OK;
     } else

@@ -81,7 +81,7 @@ int32_t vae_attention(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float ep
     transpose(t1, c, n, vt, 1.0f);
     if ((rc = vae_conv2d(ctx, k, VAE_CONV_SAME, xn, h, w, kbuf, 0, err)) != VAE_OK) goto out;
 
-    /* pack K and V^T once for all query blocks (into xn and t1, free now) */
+    /* pack K and V^T once for all query blocks */
     const size_t NR = ctx->kt->gemm_nr;
     size_t npad = (n + NR - 1) / NR * NR, cpad = (c + NR - 1) / NR * NR;
     float *kp = vae_alloc_floats((uint64_t)c * npad), *vp = vae_alloc_floats((uint64_t)n * cpad);
