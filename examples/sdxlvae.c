@@ -1,11 +1,13 @@
 /*
  * sdxlvae - the command-line tool of libsdxlvae.
  *
- *   sdxlvae encode    -m MODEL [--raw] [--sample SEED] [--crop] [--threads N] IN OUT
- *   sdxlvae decode    -m MODEL [--raw] [--threads N] IN OUT
- *   sdxlvae roundtrip -m MODEL [--crop] [--threads N] IN.png OUT.png
+ *   sdxlvae encode    -m MODEL [--raw] [--sample SEED] [--crop] [--threads N] [-f] IN OUT
+ *   sdxlvae encode    -m MODEL [...] -o DIR IN...
+ *   sdxlvae decode    -m MODEL [--raw] [--threads N] [-f] IN OUT
+ *   sdxlvae decode    -m MODEL [...] [--to png|npy] -o DIR IN...
+ *   sdxlvae roundtrip -m MODEL [--crop] [--threads N] [-f] IN.png OUT.png
  *   sdxlvae info      -m MODEL
- *   sdxlvae convert   IN OUT
+ *   sdxlvae convert   [-f] IN OUT
  *
  * Every command takes -v (timings of its stages on stderr); encode, decode
  * and roundtrip draw a progress bar on stderr when it is a terminal and the
@@ -14,16 +16,27 @@
  * Files are told apart by extension: .npy holds float32 NCHW tensors (images
  * in [-1, 1]), .png holds images (any PNG in, 8-bit RGB out).
  *
- * Exit status: 0 on success; 1 when something failed; 2 for a usage error.
- * Every failure prints exactly one line "sdxlvae: ..." on stderr. Outputs are
- * written to a temporary file beside OUT and renamed over it at the very end,
- * so a failed run never leaves a partial file nor touches an existing one.
+ * Batch mode (encode and decode with -o DIR): every positional is an input
+ * file or a directory (its .png/.npy files, by name, not recursive); the
+ * model is loaded once and each input is written to DIR/<stem>.<ext> as the
+ * single-file command would write it. A failed file prints its line and the
+ * run goes on.
+ *
+ * Exit status: 0 on success; 1 when something failed (in batch mode: any
+ * file); 2 for a usage error. Every failure prints exactly one line
+ * "sdxlvae: ..." on stderr (batch mode adds "N of M files failed"). No data
+ * is lost: an existing output is refused unless -f/--force, an input is never
+ * an output, and outputs are written to a temporary file beside OUT and moved
+ * to OUT at the very end, so a failed run never leaves a partial file nor
+ * touches an existing one.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +71,7 @@ typedef struct progress_bar {
     int enabled;         /* stderr is a terminal and no --quiet */
     double delay;        /* seconds before the bar appears */
     const char *label;   /* "encoding", "decoding" */
+    char item[48];       /* batch mode: " 3/10", the file's number */
     double start;
     int shown;           /* the bar is on the terminal's last line */
     int drawn_permille;  /* what is drawn, -1: nothing */
@@ -65,6 +79,7 @@ typedef struct progress_bar {
 
 static progress_bar g_bar;
 static int g_verbose;
+static const char *g_timing_file;  /* batch mode: the input being worked on */
 
 /* Erases the bar so that a message can take the line. */
 static void bar_clear(void)
@@ -93,7 +108,8 @@ static int32_t on_progress(void *user, float fraction, int32_t stage)
     for (int i = 0; i < WIDTH; i++)
         bar[i] = i < full ? '#' : '.';
     bar[WIDTH] = '\0';
-    fprintf(stderr, "\r%s [%s] %5.1f%% %6.1f s", b->label, bar, permille / 10.0, t);
+    fprintf(stderr, "\r%s%s [%s] %5.1f%% %6.1f s", b->label, b->item, bar,
+            permille / 10.0, t);
     fflush(stderr);
     b->shown = 1;
     b->drawn_permille = permille;
@@ -107,13 +123,18 @@ static void bar_begin(const char *label)
     g_bar.drawn_permille = -1;
 }
 
-/* -v: "STAGE  SECONDS s" on stderr, for the stage that began at t0. */
+/* -v: "STAGE  SECONDS s" on stderr, for the stage that began at t0; in
+ * batch mode the stages of one file end with "  FILE". */
 static void timing(const char *stage, double t0)
 {
     if (!g_verbose)
         return;
     bar_clear();
-    fprintf(stderr, "%-7s %8.3f s\n", stage, now_seconds() - t0);
+    if (g_timing_file != NULL)
+        fprintf(stderr, "%-7s %8.3f s  %s\n", stage, now_seconds() - t0,
+                g_timing_file);
+    else
+        fprintf(stderr, "%-7s %8.3f s\n", stage, now_seconds() - t0);
 }
 
 /* ---- Messages ------------------------------------------------------------ */
@@ -195,19 +216,36 @@ static const char USAGE_MAIN[] =
     "terminal and the work takes more than a second (-q, --quiet: never); every\n"
     "command takes -v, --verbose to print the time of each stage on stderr.\n"
     "\n"
+    "encode and decode take many files at once with -o DIR (--output-dir):\n"
+    "every file (or directory of files) named is an input, the model is loaded\n"
+    "once and each result is written to DIR/<name>.npy (decode: .png, or .npy\n"
+    "with --to npy).\n"
+    "\n"
     "Files are told apart by their extension (case does not matter):\n"
     "  .npy  float32 NCHW tensor, any batch; images have 3 channels in [-1, 1]\n"
     "  .png  images: any PNG is read (v/maxval*2-1), 8-bit RGB is written\n"
     "\n"
-    "Exit status: 0 on success, 1 on failure, 2 on a usage error.\n";
+    "No command replaces an existing output file unless given -f, --force, nor\n"
+    "ever its input; outputs are written to a temporary file and renamed.\n"
+    "\n"
+    "Exit status: 0 on success, 1 on failure (with -o: of any file), 2 on a\n"
+    "usage error.\n";
 
 static const char USAGE_ENCODE[] =
     "Usage: sdxlvae encode -m MODEL [--raw] [--sample SEED] [--crop] [--threads N]\n"
-    "                      [-q] [-v] IN OUT\n"
+    "                      [-f] [-q] [-v] IN OUT\n"
+    "       sdxlvae encode -m MODEL [OPTIONS] -o DIR IN...\n"
     "\n"
     "Encodes images into latents. IN is a .png or a .npy (N x 3 x H x W or\n"
     "3 x H x W, values in [-1, 1]); OUT is a .npy (N x C x H/8 x W/8). H and W\n"
     "must be multiples of the model's downsample factor (8).\n"
+    "\n"
+    "With -o DIR, every IN (one or more) is an input: a .png or .npy file, or a\n"
+    "directory whose .png and .npy files are taken (sorted by name; not its\n"
+    "subdirectories nor names starting with '.'). The model is loaded once;\n"
+    "IN's latent goes to DIR/<IN's name without extension>.npy. Two inputs with\n"
+    "the same name are refused. A file that fails is reported and skipped; the\n"
+    "exit status is 1 when any failed.\n"
     "\n"
     "Options:\n"
     "  -m, --model MODEL  a .safetensors file or a diffusers folder\n"
@@ -218,29 +256,47 @@ static const char USAGE_ENCODE[] =
     "      --crop         crop the right and bottom edges of an image whose\n"
     "                     sides are not multiples of 8 (default: an error)\n"
     "      --threads N    worker threads, 0..1024 (default 0: every CPU)\n"
+    "  -o, --output-dir DIR\n"
+    "                     batch mode: write into DIR (created when missing,\n"
+    "                     if its parent exists)\n"
+    "  -f, --force        replace existing output files (default: refuse)\n"
     "  -q, --quiet        no progress bar\n"
     "  -v, --verbose      print the time of each stage (load, read, encode,\n"
     "                     decode, write) on stderr\n"
     "  -h, --help         show this help\n";
 
 static const char USAGE_DECODE[] =
-    "Usage: sdxlvae decode -m MODEL [--raw] [--threads N] [-q] [-v] IN OUT\n"
+    "Usage: sdxlvae decode -m MODEL [--raw] [--threads N] [-f] [-q] [-v] IN OUT\n"
+    "       sdxlvae decode -m MODEL [OPTIONS] [--to png|npy] -o DIR IN...\n"
     "\n"
     "Decodes latents into images. IN is a .npy (N x C x h x w or C x h x w);\n"
     "OUT is a .png (N must be 1) or a .npy (N x 3 x 8h x 8w, raw decoder\n"
     "output, not clamped). PNG output maps [-1, 1] to 0..255.\n"
     "\n"
+    "With -o DIR, every IN (one or more) is an input: a .npy file, or a\n"
+    "directory whose .npy files are taken (sorted by name; not its\n"
+    "subdirectories nor names starting with '.'). The model is loaded once;\n"
+    "IN's image goes to DIR/<IN's name without extension>.png (or .npy with\n"
+    "--to npy). Two inputs with the same name are refused. A file that fails\n"
+    "is reported and skipped; the exit status is 1 when any failed.\n"
+    "\n"
     "Options:\n"
     "  -m, --model MODEL  a .safetensors file or a diffusers folder\n"
     "      --raw          IN holds raw latents (default: scaled)\n"
     "      --threads N    worker threads, 0..1024 (default 0: every CPU)\n"
+    "  -o, --output-dir DIR\n"
+    "                     batch mode: write into DIR (created when missing,\n"
+    "                     if its parent exists)\n"
+    "      --to png|npy   with -o: the format of the images (default png)\n"
+    "  -f, --force        replace existing output files (default: refuse)\n"
     "  -q, --quiet        no progress bar\n"
     "  -v, --verbose      print the time of each stage (load, read, encode,\n"
     "                     decode, write) on stderr\n"
     "  -h, --help         show this help\n";
 
 static const char USAGE_ROUNDTRIP[] =
-    "Usage: sdxlvae roundtrip -m MODEL [--crop] [--threads N] [-q] [-v] IN.png OUT.png\n"
+    "Usage: sdxlvae roundtrip -m MODEL [--crop] [--threads N] [-f] [-q] [-v]\n"
+    "                         IN.png OUT.png\n"
     "\n"
     "Encodes IN.png, decodes the latent into OUT.png and prints the PSNR of\n"
     "OUT against IN on 8-bit values, e.g. \"PSNR 31.42 dB\".\n"
@@ -250,6 +306,7 @@ static const char USAGE_ROUNDTRIP[] =
     "      --crop         crop the right and bottom edges of an image whose\n"
     "                     sides are not multiples of 8 (default: an error)\n"
     "      --threads N    worker threads, 0..1024 (default 0: every CPU)\n"
+    "  -f, --force        replace OUT.png if it exists (default: refuse)\n"
     "  -q, --quiet        no progress bar\n"
     "  -v, --verbose      print the time of each stage (load, read, encode,\n"
     "                     decode, write) on stderr\n"
@@ -267,13 +324,14 @@ static const char USAGE_INFO[] =
     "  -h, --help         show this help\n";
 
 static const char USAGE_CONVERT[] =
-    "Usage: sdxlvae convert [-v] IN OUT\n"
+    "Usage: sdxlvae convert [-f] [-v] IN OUT\n"
     "\n"
     "Converts an image between PNG and .npy. PNG -> .npy gives float32\n"
     "1 x 3 x H x W in [-1, 1]; .npy (1 x 3 x H x W or 3 x H x W) -> PNG maps\n"
     "[-1, 1] to 0..255, clamped.\n"
     "\n"
     "Options:\n"
+    "  -f, --force        replace OUT if it exists (default: refuse)\n"
     "  -v, --verbose      print the time of each stage (read, write) on stderr\n"
     "  -h, --help         show this help\n";
 
@@ -281,13 +339,14 @@ static const char USAGE_CONVERT[] =
 
 enum {
     OPT_MODEL = 1, OPT_RAW = 2, OPT_SAMPLE = 4, OPT_THREADS = 8, OPT_CROP = 16,
-    OPT_QUIET = 32, OPT_VERBOSE = 64
+    OPT_QUIET = 32, OPT_VERBOSE = 64, OPT_FORCE = 128, OPT_OUTDIR = 256,
+    OPT_TO = 512
 };
 
 typedef struct cli_args {
     const char *verb;
     const char *model;
-    const char *pos[2];
+    const char **pos;     /* the positionals, in order (malloc'ed) */
     int npos;
     int raw;
     int sample;
@@ -296,15 +355,21 @@ typedef struct cli_args {
     int crop;
     int quiet;
     int verbose;
+    int force;            /* -f: replace existing outputs */
+    const char *outdir;   /* -o DIR: batch mode */
+    int to;               /* --to: KIND_PNG or KIND_NPY, 0 when not given */
 } cli_args;
 
 typedef struct verb_desc {
     const char *name;
     unsigned opts;  /* OPT_* accepted */
-    int npos;       /* positionals required */
+    int npos;       /* positionals required (without -o) */
     const char *usage;
     int (*run)(const cli_args *);
 } verb_desc;
+
+/* File kinds, by extension. */
+enum { KIND_OTHER, KIND_NPY, KIND_PNG };
 
 /* Parses a decimal unsigned number no larger than max: digits only. */
 static int parse_u64(const char *s, uint64_t max, uint64_t *out)
@@ -358,28 +423,74 @@ static int option_value(const char *verb, const char *opt, const char *inline_va
     return 0;
 }
 
+/* A flag of the verb (opt in v->opts) without a value: "-x" (when shrt is
+ * not NULL) or "--long". Sets *flag, or *err after printing the error. */
+static int match_flag(const verb_desc *v, unsigned opt, const char *arg,
+                      const char *shrt, const char *lng, int *flag, int *err)
+{
+    const char *val = NULL;
+    if (!(v->opts & opt))
+        return 0;
+    if (shrt != NULL && strcmp(arg, shrt) == 0) {
+        *flag = 1;
+        return 1;
+    }
+    if (!match_long(arg, lng, &val))
+        return 0;
+    if (val != NULL) {
+        errorf("%s: option '%s' takes no value", v->name, lng);
+        *err = 1;
+    }
+    *flag = 1;
+    return 1;
+}
+
+/* An option of the verb with a non-empty value: "-xVALUE", "-x VALUE" (when
+ * shrt is not NULL), "--long=VALUE" or "--long VALUE". Sets *out, or *err
+ * after printing the error. */
+static int match_valued(const verb_desc *v, unsigned opt, const char *arg,
+                        const char *shrt, const char *lng, int argc,
+                        char **argv, int *i, const char **out, int *err)
+{
+    const char *val = NULL, *name = lng;
+    if (!(v->opts & opt))
+        return 0;
+    if (shrt != NULL && strncmp(arg, shrt, 2) == 0) {
+        name = shrt;
+        if (arg[2] != '\0')
+            val = arg + 2;  /* -xVALUE */
+    } else if (!match_long(arg, lng, &val)) {
+        return 0;
+    }
+    if (option_value(v->name, name, val, argc, argv, i, out) != 0) {
+        *err = 1;
+    } else if (**out == '\0') {
+        errorf("%s: option '%s' needs a non-empty value", v->name, name);
+        *err = 1;
+    }
+    return 1;
+}
+
 /* Return values of parse_args besides 0. */
 #define PARSE_EXIT_OK 1   /* help or version printed */
 #define PARSE_USAGE 2     /* usage error printed */
+#define PARSE_FAIL 3      /* out of memory */
 
+/* Fills a from argv; a->pos is malloc'ed (free it whatever the result). */
 static int parse_args(const verb_desc *v, int argc, char **argv, cli_args *a)
 {
-    int opts_done = 0;
+    int opts_done = 0, err = 0;
     memset(a, 0, sizeof *a);
     a->verb = v->name;
-    for (int i = 2; i < argc; i++) {
+    a->pos = malloc((size_t)argc * sizeof *a->pos);
+    if (a->pos == NULL) {
+        errorf("out of memory");
+        return PARSE_FAIL;
+    }
+    for (int i = 2; i < argc && !err; i++) {
         const char *arg = argv[i];
         const char *val = NULL;
         if (opts_done || arg[0] != '-' || arg[1] == '\0') {
-            if (a->npos >= v->npos) {
-                if (v->npos == 0)
-                    errorf("%s: unexpected argument '%s' (see 'sdxlvae %s "
-                           "--help')", v->name, arg, v->name);
-                else
-                    errorf("%s: too many arguments: '%s' (see 'sdxlvae %s "
-                           "--help')", v->name, arg, v->name);
-                return PARSE_USAGE;
-            }
             a->pos[a->npos++] = arg;
             continue;
         }
@@ -391,43 +502,29 @@ static int parse_args(const verb_desc *v, int argc, char **argv, cli_args *a)
         } else if (strcmp(arg, "--version") == 0) {
             printf("sdxlvae %s\n", vae_version_string());
             return PARSE_EXIT_OK;
-        } else if ((v->opts & OPT_MODEL) &&
-                   (strncmp(arg, "-m", 2) == 0 || match_long(arg, "--model", &val))) {
-            const char *opt = arg[1] == 'm' ? "-m" : "--model";
-            if (arg[1] == 'm' && arg[2] != '\0')
-                val = arg + 2;  /* -mPATH */
-            if (option_value(v->name, opt, val, argc, argv, &i, &a->model) != 0)
+        } else if (match_valued(v, OPT_MODEL, arg, "-m", "--model", argc,
+                                argv, &i, &a->model, &err) ||
+                   match_valued(v, OPT_OUTDIR, arg, "-o", "--output-dir", argc,
+                                argv, &i, &a->outdir, &err) ||
+                   match_flag(v, OPT_RAW, arg, NULL, "--raw", &a->raw, &err) ||
+                   match_flag(v, OPT_QUIET, arg, "-q", "--quiet", &a->quiet, &err) ||
+                   match_flag(v, OPT_VERBOSE, arg, "-v", "--verbose", &a->verbose,
+                              &err) ||
+                   match_flag(v, OPT_FORCE, arg, "-f", "--force", &a->force, &err) ||
+                   match_flag(v, OPT_CROP, arg, NULL, "--crop", &a->crop, &err)) {
+            /* matched: its field is set, or err (the error is printed) */
+        } else if ((v->opts & OPT_TO) && match_long(arg, "--to", &val)) {
+            const char *s;
+            if (option_value(v->name, "--to", val, argc, argv, &i, &s) != 0)
                 return PARSE_USAGE;
-            if (*a->model == '\0') {
-                errorf("%s: option '%s' needs a non-empty value", v->name, opt);
-                return PARSE_USAGE;
-            }
-        } else if ((v->opts & OPT_RAW) && match_long(arg, "--raw", &val)) {
-            if (val != NULL) {
-                errorf("%s: option '--raw' takes no value", v->name);
-                return PARSE_USAGE;
-            }
-            a->raw = 1;
-        } else if ((v->opts & OPT_QUIET) &&
-                   (strcmp(arg, "-q") == 0 || match_long(arg, "--quiet", &val))) {
-            if (val != NULL) {
-                errorf("%s: option '--quiet' takes no value", v->name);
-                return PARSE_USAGE;
-            }
-            a->quiet = 1;
-        } else if ((v->opts & OPT_VERBOSE) &&
-                   (strcmp(arg, "-v") == 0 || match_long(arg, "--verbose", &val))) {
-            if (val != NULL) {
-                errorf("%s: option '--verbose' takes no value", v->name);
+            if (strcmp(s, "png") == 0) {
+                a->to = KIND_PNG;
+            } else if (strcmp(s, "npy") == 0) {
+                a->to = KIND_NPY;
+            } else {
+                errorf("%s: invalid --to value '%s' (png or npy)", v->name, s);
                 return PARSE_USAGE;
             }
-            a->verbose = 1;
-        } else if ((v->opts & OPT_CROP) && match_long(arg, "--crop", &val)) {
-            if (val != NULL) {
-                errorf("%s: option '--crop' takes no value", v->name);
-                return PARSE_USAGE;
-            }
-            a->crop = 1;
         } else if ((v->opts & OPT_SAMPLE) && match_long(arg, "--sample", &val)) {
             const char *s;
             if (option_value(v->name, "--sample", val, argc, argv, &i, &s) != 0)
@@ -455,8 +552,35 @@ static int parse_args(const verb_desc *v, int argc, char **argv, cli_args *a)
             return PARSE_USAGE;
         }
     }
+    if (err)
+        return PARSE_USAGE;
     if ((v->opts & OPT_MODEL) && a->model == NULL) {
         errorf("%s: missing -m MODEL (see 'sdxlvae %s --help')", v->name, v->name);
+        return PARSE_USAGE;
+    }
+    if (a->to != 0 && a->outdir == NULL) {
+        errorf("%s: --to needs -o DIR (without it, OUT's extension chooses the "
+               "format)", v->name);
+        return PARSE_USAGE;
+    }
+    if (a->outdir != NULL) {
+        if (a->npos == 0) {
+            errorf("%s: -o DIR needs at least one input (see 'sdxlvae %s "
+                   "--help')", v->name, v->name);
+            return PARSE_USAGE;
+        }
+        return 0;
+    }
+    if (a->npos > v->npos) {
+        if (v->npos == 0)
+            errorf("%s: unexpected argument '%s' (see 'sdxlvae %s --help')",
+                   v->name, a->pos[0], v->name);
+        else if (v->opts & OPT_OUTDIR)
+            errorf("%s: too many arguments: '%s' (many inputs need -o DIR; see "
+                   "'sdxlvae %s --help')", v->name, a->pos[v->npos], v->name);
+        else
+            errorf("%s: too many arguments: '%s' (see 'sdxlvae %s --help')",
+                   v->name, a->pos[v->npos], v->name);
         return PARSE_USAGE;
     }
     if (a->npos < v->npos) {
@@ -469,8 +593,6 @@ static int parse_args(const verb_desc *v, int argc, char **argv, cli_args *a)
 }
 
 /* ---- File kinds and paths ------------------------------------------------- */
-
-enum { KIND_OTHER, KIND_NPY, KIND_PNG };
 
 static int file_kind(const char *path)
 {
@@ -493,7 +615,8 @@ static int same_file(const char *a, const char *b)
     return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-/* Refuses an OUT that is also IN (or the model): usage error. */
+/* Refuses an OUT that is also IN (or the model): usage error. Holds with
+ * --force too. */
 static int check_distinct(const cli_args *a)
 {
     if (same_file(a->pos[0], a->pos[1])) {
@@ -514,7 +637,28 @@ static int unknown_type(const char *verb, const char *path, const char *want)
     return EXIT_USAGE;
 }
 
-/* ---- Output files: temporary beside OUT, renamed at the end ---------------- */
+static void refuse_existing(const char *path)
+{
+    errorf("%s: already exists (use -f or --force to replace it)", path);
+}
+
+/* Before any work: an OUT that is a directory is refused, and so is an OUT
+ * that exists (whatever it is) unless --force. Prints the error. */
+static int check_out_free(const cli_args *a, const char *out)
+{
+    struct stat st;
+    if (stat(out, &st) == 0 && S_ISDIR(st.st_mode)) {
+        errorf("%s: is a directory", out);
+        return -1;
+    }
+    if (!a->force && lstat(out, &st) == 0) {
+        refuse_existing(out);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- Output files: temporary beside OUT, moved to OUT at the end ---------- */
 
 static char *volatile g_tmp_path;
 static volatile sig_atomic_t g_tmp_live;
@@ -543,16 +687,18 @@ static void install_signal_handlers(void)
 typedef struct out_file {
     const char *path;
     char *tmp;
+    int force;  /* the end may replace an existing OUT */
 } out_file;
 
 /* Creates OUT.tmp.XXXXXX with the mode a new OUT would get. */
-static int out_begin(out_file *o, const char *path)
+static int out_begin(out_file *o, const char *path, int force)
 {
     static const char suffix[] = ".tmp.XXXXXX";
     size_t len = strlen(path);
     struct stat st;
     o->path = path;
     o->tmp = NULL;
+    o->force = force;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         errorf("%s: is a directory", path);
         return -1;
@@ -599,12 +745,37 @@ static void out_abort(out_file *o)
     o->tmp = NULL;
 }
 
+/* Moves the finished temporary file to OUT. With --force, rename() replaces
+ * whatever is there; without, link() puts it there only if the name is
+ * still free (atomically: an OUT created meanwhile is not replaced), with a
+ * last look and rename() on file systems without hard links. */
 static int out_commit(out_file *o)
 {
-    if (rename(o->tmp, o->path) != 0) {
-        errorf("%s: cannot replace it: %s", o->path, strerror(errno));
+    if (o->force) {
+        if (rename(o->tmp, o->path) != 0) {
+            errorf("%s: cannot replace it: %s", o->path, strerror(errno));
+            out_abort(o);
+            return -1;
+        }
+    } else if (link(o->tmp, o->path) == 0) {
+        g_tmp_live = 0;
+        unlink(o->tmp);
+    } else if (errno == EEXIST) {
+        refuse_existing(o->path);
         out_abort(o);
         return -1;
+    } else {
+        struct stat st;
+        if (lstat(o->path, &st) == 0) {
+            refuse_existing(o->path);
+            out_abort(o);
+            return -1;
+        }
+        if (rename(o->tmp, o->path) != 0) {
+            errorf("%s: cannot create it: %s", o->path, strerror(errno));
+            out_abort(o);
+            return -1;
+        }
     }
     g_tmp_live = 0;
     g_tmp_path = NULL;
@@ -1005,36 +1176,25 @@ static int do_decode(vae_model *m, const cli_args *a, const char *in,
 
 /* ---- Verbs --------------------------------------------------------------- */
 
-static int cmd_encode(const cli_args *a)
-{
-    const char *in = a->pos[0], *out = a->pos[1];
-    int ki = file_kind(in), ko = file_kind(out);
-    if (ki == KIND_OTHER)
-        return unknown_type(a->verb, in, ".png or .npy");
-    if (ko == KIND_PNG) {
-        errorf("encode: '%s': latents are .npy, not .png", out);
-        return EXIT_USAGE;
-    }
-    if (ko != KIND_NPY)
-        return unknown_type(a->verb, out, ".npy");
-    if (check_distinct(a) != 0)
-        return EXIT_USAGE;
+/* encode and decode, on one file once the model is loaded (single-file and
+ * batch mode alike): IN -> OUT, OUT via its temporary file. Prints the
+ * error and returns -1 on failure, leaving nothing behind. */
+typedef int (*file_fn)(vae_model *m, const cli_args *a, const char *in,
+                       const char *out);
 
-    int rc = EXIT_FAILURE;
-    vae_model *m = NULL;
+static int encode_file(vae_model *m, const cli_args *a, const char *in,
+                       const char *out)
+{
+    int rc = -1;
     tensor img = {0}, lat = {0};
     out_file o = {0};
-    double t0 = now_seconds(), t;
-    if (load_model(a->model, a->threads, &m) != 0)
-        goto done;
-    timing("load", t0);
-    t = now_seconds();
+    double t = now_seconds();
     if (read_image(in, &img) != 0)
         goto done;
     timing("read", t);
     /* The temporary output exists before the long part, so an unwritable
      * OUT fails at once. */
-    if (out_begin(&o, out) != 0)
+    if (out_begin(&o, out, a->force) != 0)
         goto done;
     if (a->crop && crop_tensor(&img, vae_downsample_factor(m), in) != 0)
         goto done;
@@ -1045,49 +1205,32 @@ static int cmd_encode(const cli_args *a)
     if (write_output(&o, &lat, NULL) != 0)
         goto done;
     timing("write", t);
-    timing("total", t0);
-    rc = EXIT_SUCCESS;
+    rc = 0;
 done:
     out_abort(&o);
     tensor_free(&lat);
     tensor_free(&img);
-    vae_free(m);
     return rc;
 }
 
-static int cmd_decode(const cli_args *a)
+static int decode_file(vae_model *m, const cli_args *a, const char *in,
+                       const char *out)
 {
-    const char *in = a->pos[0], *out = a->pos[1];
-    int ki = file_kind(in), ko = file_kind(out);
-    if (ki == KIND_PNG) {
-        errorf("decode: '%s': latents are .npy, not .png", in);
-        return EXIT_USAGE;
-    }
-    if (ki != KIND_NPY)
-        return unknown_type(a->verb, in, ".npy");
-    if (ko == KIND_OTHER)
-        return unknown_type(a->verb, out, ".png or .npy");
-    if (check_distinct(a) != 0)
-        return EXIT_USAGE;
-
-    int rc = EXIT_FAILURE;
-    vae_model *m = NULL;
+    int rc = -1;
+    int ko = file_kind(out);
     tensor lat = {0}, img = {0};
     out_file o = {0};
-    double t0 = now_seconds(), t;
-    if (load_model(a->model, a->threads, &m) != 0)
-        goto done;
-    timing("load", t0);
-    t = now_seconds();
+    double t = now_seconds();
     if (read_npy_tensor(in, &lat) != 0)
         goto done;
     timing("read", t);
     if (ko == KIND_PNG && lat.n != 1) {
-        errorf("%s: cannot write a batch of %d images to one PNG (write a "
-               ".npy instead)", out, (int)lat.n);
+        errorf("%s: cannot write a batch of %d images to one PNG (%s)", out,
+               (int)lat.n, a->outdir != NULL ? "use --to npy" :
+               "write a .npy instead");
         goto done;
     }
-    if (out_begin(&o, out) != 0)
+    if (out_begin(&o, out, a->force) != 0)
         goto done;
     if (do_decode(m, a, in, &lat, &img) != 0)
         goto done;
@@ -1098,14 +1241,414 @@ static int cmd_decode(const cli_args *a)
     if (write_output(&o, &img, NULL) != 0)
         goto done;
     timing("write", t);
-    timing("total", t0);
-    rc = EXIT_SUCCESS;
+    rc = 0;
 done:
     out_abort(&o);
     tensor_free(&img);
     tensor_free(&lat);
-    vae_free(m);
     return rc;
+}
+
+/* Single-file encode or decode: IN and OUT are checked, the model loaded. */
+static int run_single(const cli_args *a, file_fn fn)
+{
+    if (check_distinct(a) != 0)
+        return EXIT_USAGE;
+    if (check_out_free(a, a->pos[1]) != 0)
+        return EXIT_FAILURE;
+    vae_model *m = NULL;
+    double t0 = now_seconds();
+    if (load_model(a->model, a->threads, &m) != 0)
+        return EXIT_FAILURE;
+    timing("load", t0);
+    int rc = fn(m, a, a->pos[0], a->pos[1]);
+    if (rc == 0)
+        timing("total", t0);
+    vae_free(m);
+    return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* ---- Batch mode: -o DIR ---------------------------------------------------- */
+
+typedef struct job {
+    char *in;   /* the input's path */
+    char *out;  /* DIR/<stem>.<ext> */
+} job;
+
+typedef struct job_list {
+    job *v;
+    size_t n, cap;
+} job_list;
+
+static void jobs_free(job_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i].in);
+        free(l->v[i].out);
+    }
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+/* Appends a job for input `in` (taken over: freed on failure too). */
+static int jobs_push(job_list *l, char *in)
+{
+    if (in == NULL) {
+        errorf("out of memory");
+        return -1;
+    }
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        job *v = cap <= SIZE_MAX / sizeof *v ? realloc(l->v, cap * sizeof *v) : NULL;
+        if (v == NULL) {
+            free(in);
+            errorf("out of memory");
+            return -1;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n].in = in;
+    l->v[l->n].out = NULL;
+    l->n++;
+    return 0;
+}
+
+static char *str_dup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d != NULL)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* "dir/name" or "dir/name.ext" (ext not NULL), without doubling a '/' that
+ * ends dir. */
+static char *path_join(const char *dir, const char *name, const char *ext)
+{
+    size_t dl = strlen(dir), nl = strlen(name), el = ext ? strlen(ext) : 0;
+    int slash = dl > 0 && dir[dl - 1] != '/';
+    char *p = malloc(dl + (size_t)slash + nl + (el ? el + 1 : 0) + 1);
+    if (p == NULL)
+        return NULL;
+    memcpy(p, dir, dl);
+    if (slash)
+        p[dl] = '/';
+    memcpy(p + dl + (size_t)slash, name, nl);
+    char *e = p + dl + (size_t)slash + nl;
+    if (el) {
+        *e++ = '.';
+        memcpy(e, ext, el);
+        e += el;
+    }
+    *e = '\0';
+    return p;
+}
+
+static int cmp_names(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* Whether the verb reads files of this kind. */
+static int verb_reads(const cli_args *a, int kind)
+{
+    if (strcmp(a->verb, "encode") == 0)
+        return kind == KIND_PNG || kind == KIND_NPY;
+    return kind == KIND_NPY;
+}
+
+/* A named input that is not a directory: its type must be one the verb
+ * reads (a usage error otherwise, as in single-file mode). */
+static int check_input_type(const cli_args *a, const char *in)
+{
+    int k = file_kind(in);
+    if (verb_reads(a, k))
+        return 0;
+    if (strcmp(a->verb, "decode") == 0 && k == KIND_PNG)
+        errorf("decode: '%s': latents are .npy, not .png", in);
+    else
+        unknown_type(a->verb, in, verb_reads(a, KIND_PNG) ? ".png or .npy" :
+                     ".npy");
+    return -1;
+}
+
+/* Adds the files of directory `dir` the verb reads, sorted by name: not
+ * subdirectories, not names starting with '.'. Returns 0, EXIT_USAGE when
+ * it has none, EXIT_FAILURE when it cannot be read. */
+static int add_dir(const cli_args *a, const char *dir, job_list *l)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        errorf("%s: cannot read the directory: %s", dir, strerror(errno));
+        return EXIT_FAILURE;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        errno = 0;  /* readdir: NULL with errno set is an error */
+        struct dirent *e = readdir(d);
+        if (e == NULL) {
+            if (errno != 0) {
+                errorf("%s: cannot read the directory: %s", dir, strerror(errno));
+                rc = EXIT_FAILURE;
+            }
+            break;
+        }
+        if (e->d_name[0] == '.' || !verb_reads(a, file_kind(e->d_name)))
+            continue;
+        char *p = path_join(dir, e->d_name, NULL);
+        struct stat st;
+        /* Not subdirectories nor devices; a dangling link is kept (and
+         * fails as a file that cannot be read). */
+        if (p != NULL && stat(p, &st) == 0 && !S_ISREG(st.st_mode)) {
+            free(p);
+            continue;
+        }
+        if (p != NULL && n == cap) {
+            size_t c2 = cap ? cap * 2 : 16;
+            char **v = c2 <= SIZE_MAX / sizeof *v ? realloc(names, c2 * sizeof *v) : NULL;
+            if (v == NULL) {
+                free(p);
+                p = NULL;
+            } else {
+                names = v;
+                cap = c2;
+            }
+        }
+        if (p == NULL) {
+            errorf("out of memory");
+            rc = EXIT_FAILURE;
+            break;
+        }
+        names[n++] = p;
+    }
+    closedir(d);
+    if (rc == 0 && n == 0) {
+        errorf("%s: '%s' holds no %s files", a->verb, dir,
+               verb_reads(a, KIND_PNG) ? ".png or .npy" : ".npy");
+        rc = EXIT_USAGE;
+    }
+    if (rc == 0)
+        qsort(names, n, sizeof *names, cmp_names);
+    size_t i = 0;
+    for (; rc == 0 && i < n; i++)
+        if (jobs_push(l, names[i]) != 0)
+            rc = EXIT_FAILURE;
+    for (; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+typedef struct file_id {
+    dev_t dev;
+    ino_t ino;
+    size_t job;  /* SIZE_MAX: the model */
+} file_id;
+
+static int cmp_ids(const void *x, const void *y)
+{
+    const file_id *p = x, *q = y;
+    if (p->dev != q->dev)
+        return p->dev < q->dev ? -1 : 1;
+    if (p->ino != q->ino)
+        return p->ino < q->ino ? -1 : 1;
+    return 0;
+}
+
+static int cmp_outs(const void *x, const void *y)
+{
+    const job *p = *(const job *const *)x, *q = *(const job *const *)y;
+    int c = strcmp(p->out, q->out);
+    if (c != 0)
+        return c;
+    return p < q ? -1 : p > q;
+}
+
+/* Before any work: no two inputs write the same output, and no output is an
+ * input or the model (even with --force). Usage errors. */
+static int check_batch_outputs(const cli_args *a, job_list *l)
+{
+    int rc = 0;
+    const job **by_out = malloc(l->n * sizeof *by_out);
+    file_id *ids = malloc((l->n + 1) * sizeof *ids);
+    if (by_out == NULL || ids == NULL) {
+        errorf("out of memory");
+        free(by_out);
+        free(ids);
+        return EXIT_FAILURE;
+    }
+    for (size_t i = 0; i < l->n; i++)
+        by_out[i] = &l->v[i];
+    qsort(by_out, l->n, sizeof *by_out, cmp_outs);
+    for (size_t i = 1; i < l->n && rc == 0; i++)
+        if (strcmp(by_out[i - 1]->out, by_out[i]->out) == 0) {
+            errorf("%s: '%s' and '%s' would both be written to '%s' (inputs "
+                   "need distinct names)", a->verb, by_out[i - 1]->in,
+                   by_out[i]->in, by_out[i]->out);
+            rc = EXIT_USAGE;
+        }
+    size_t n = 0;
+    struct stat st;
+    for (size_t i = 0; i < l->n && rc == 0; i++)
+        if (stat(l->v[i].in, &st) == 0)
+            ids[n++] = (file_id){st.st_dev, st.st_ino, i};
+    if (stat(a->model, &st) == 0)
+        ids[n++] = (file_id){st.st_dev, st.st_ino, SIZE_MAX};
+    qsort(ids, n, sizeof *ids, cmp_ids);
+    for (size_t i = 0; i < l->n && rc == 0; i++) {
+        if (stat(l->v[i].out, &st) != 0)
+            continue;
+        file_id key = {st.st_dev, st.st_ino, 0};
+        const file_id *hit = bsearch(&key, ids, n, sizeof *ids, cmp_ids);
+        if (hit == NULL)
+            continue;
+        if (hit->job == SIZE_MAX)
+            errorf("%s: output '%s' is the model file", a->verb, l->v[i].out);
+        else if (hit->job == i)
+            errorf("%s: input and output are the same file: '%s'", a->verb,
+                   l->v[i].out);
+        else
+            errorf("%s: the output of '%s', '%s', is the same file as the "
+                   "input '%s'", a->verb, l->v[i].in, l->v[i].out,
+                   l->v[hit->job].in);
+        rc = EXIT_USAGE;
+    }
+    free(ids);
+    free(by_out);
+    return rc;
+}
+
+/* The output directory: kept when it exists, created (one level) when not.
+ * *created tells which. */
+static int make_outdir(const char *dir, int *created)
+{
+    struct stat st;
+    *created = 0;
+    if (stat(dir, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return 0;
+        errorf("%s: not a directory (-o needs one)", dir);
+        return -1;
+    }
+    if (mkdir(dir, 0777) != 0) {
+        errorf("%s: cannot create the output directory: %s%s", dir,
+               strerror(errno), errno == ENOENT ? " (only the last part of "
+               "the path is created)" : "");
+        return -1;
+    }
+    *created = 1;
+    return 0;
+}
+
+/* -o DIR: every positional is an input (file or directory). The model is
+ * loaded once; a failed file is reported and the run goes on. */
+static int run_batch(const cli_args *a, file_fn fn, const char *ext)
+{
+    job_list l = {0};
+    int rc = 0;
+    for (int i = 0; i < a->npos && rc == 0; i++) {
+        struct stat st;
+        const char *p = a->pos[i];
+        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            rc = add_dir(a, p, &l);
+        else if (check_input_type(a, p) != 0)
+            rc = EXIT_USAGE;
+        else if (jobs_push(&l, str_dup(p)) != 0)
+            rc = EXIT_FAILURE;
+    }
+    /* Outputs: DIR/<the input's name without its extension>.<ext> */
+    for (size_t i = 0; i < l.n && rc == 0; i++) {
+        const char *in = l.v[i].in, *base = strrchr(in, '/');
+        base = base != NULL ? base + 1 : in;
+        size_t stem = strlen(base) - 4;  /* ".npy" or ".png": file_kind */
+        char *name = malloc(stem + 1);
+        if (name != NULL) {
+            memcpy(name, base, stem);
+            name[stem] = '\0';
+            l.v[i].out = path_join(a->outdir, name, ext);
+        }
+        free(name);
+        if (l.v[i].out == NULL) {
+            errorf("out of memory");
+            rc = EXIT_FAILURE;
+        } else if (stem == 0) {
+            errorf("%s: '%s': no name before the extension", a->verb, in);
+            rc = EXIT_USAGE;
+        }
+    }
+    if (rc == 0)
+        rc = check_batch_outputs(a, &l);
+    int created = 0;
+    if (rc == 0 && make_outdir(a->outdir, &created) != 0)
+        rc = EXIT_FAILURE;
+    vae_model *m = NULL;
+    double t0 = now_seconds();
+    if (rc == 0 && load_model(a->model, a->threads, &m) != 0)
+        rc = EXIT_FAILURE;
+    if (rc != 0) {
+        if (created)
+            rmdir(a->outdir);
+        jobs_free(&l);
+        return rc;
+    }
+    timing("load", t0);
+    size_t failed = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        g_timing_file = l.v[i].in;
+        snprintf(g_bar.item, sizeof g_bar.item, " %zu/%zu", i + 1, l.n);
+        if (check_out_free(a, l.v[i].out) != 0 ||
+            fn(m, a, l.v[i].in, l.v[i].out) != 0)
+            failed++;
+    }
+    g_timing_file = NULL;
+    g_bar.item[0] = '\0';
+    timing("total", t0);
+    if (failed > 0 && l.n > 1)
+        errorf("%zu of %zu files failed", failed, l.n);
+    /* A directory made for nothing goes (rmdir: only when empty). */
+    if (created && failed == l.n)
+        rmdir(a->outdir);
+    vae_free(m);
+    jobs_free(&l);
+    return failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+static int cmd_encode(const cli_args *a)
+{
+    if (a->outdir != NULL)
+        return run_batch(a, encode_file, "npy");
+    const char *in = a->pos[0], *out = a->pos[1];
+    int ki = file_kind(in), ko = file_kind(out);
+    if (ki == KIND_OTHER)
+        return unknown_type(a->verb, in, ".png or .npy");
+    if (ko == KIND_PNG) {
+        errorf("encode: '%s': latents are .npy, not .png", out);
+        return EXIT_USAGE;
+    }
+    if (ko != KIND_NPY)
+        return unknown_type(a->verb, out, ".npy");
+    return run_single(a, encode_file);
+}
+
+static int cmd_decode(const cli_args *a)
+{
+    if (a->outdir != NULL)
+        return run_batch(a, decode_file, a->to == KIND_NPY ? "npy" : "png");
+    const char *in = a->pos[0], *out = a->pos[1];
+    int ki = file_kind(in), ko = file_kind(out);
+    if (ki == KIND_PNG) {
+        errorf("decode: '%s': latents are .npy, not .png", in);
+        return EXIT_USAGE;
+    }
+    if (ki != KIND_NPY)
+        return unknown_type(a->verb, in, ".npy");
+    if (ko == KIND_OTHER)
+        return unknown_type(a->verb, out, ".png or .npy");
+    return run_single(a, decode_file);
 }
 
 static int cmd_roundtrip(const cli_args *a)
@@ -1121,6 +1664,8 @@ static int cmd_roundtrip(const cli_args *a)
     }
     if (check_distinct(a) != 0)
         return EXIT_USAGE;
+    if (check_out_free(a, out) != 0)
+        return EXIT_FAILURE;
 
     int rc = EXIT_FAILURE;
     vae_model *m = NULL;
@@ -1137,7 +1682,7 @@ static int cmd_roundtrip(const cli_args *a)
     if (read_png_tensor(in, &img, &src) != 0)
         goto done;
     timing("read", t);
-    if (out_begin(&o, out) != 0)
+    if (out_begin(&o, out, a->force) != 0)
         goto done;
     if (a->crop && crop_tensor(&img, vae_downsample_factor(m), in) != 0)
         goto done;
@@ -1271,6 +1816,8 @@ static int cmd_convert(const cli_args *a)
     }
     if (check_distinct(a) != 0)
         return EXIT_USAGE;
+    if (check_out_free(a, out) != 0)
+        return EXIT_FAILURE;
 
     int rc = EXIT_FAILURE;
     tensor t = {0};
@@ -1282,7 +1829,7 @@ static int cmd_convert(const cli_args *a)
     if (ko == KIND_PNG && check_png_out(out, &t) != 0)
         goto done;
     tw = now_seconds();
-    if (out_begin(&o, out) != 0 || write_output(&o, &t, NULL) != 0)
+    if (out_begin(&o, out, a->force) != 0 || write_output(&o, &t, NULL) != 0)
         goto done;
     timing("write", tw);
     timing("total", t0);
@@ -1296,12 +1843,14 @@ done:
 /* ---- main ------------------------------------------------------------------ */
 
 static const verb_desc VERBS[] = {
-#define OPT_RUN (OPT_MODEL | OPT_THREADS | OPT_QUIET | OPT_VERBOSE)
-    {"encode", OPT_RUN | OPT_RAW | OPT_SAMPLE | OPT_CROP, 2, USAGE_ENCODE, cmd_encode},
-    {"decode", OPT_RUN | OPT_RAW, 2, USAGE_DECODE, cmd_decode},
+#define OPT_RUN (OPT_MODEL | OPT_THREADS | OPT_QUIET | OPT_VERBOSE | OPT_FORCE)
+    {"encode", OPT_RUN | OPT_RAW | OPT_SAMPLE | OPT_CROP | OPT_OUTDIR, 2,
+     USAGE_ENCODE, cmd_encode},
+    {"decode", OPT_RUN | OPT_RAW | OPT_OUTDIR | OPT_TO, 2, USAGE_DECODE,
+     cmd_decode},
     {"roundtrip", OPT_RUN | OPT_CROP, 2, USAGE_ROUNDTRIP, cmd_roundtrip},
     {"info", OPT_MODEL | OPT_VERBOSE, 0, USAGE_INFO, cmd_info},
-    {"convert", OPT_VERBOSE, 2, USAGE_CONVERT, cmd_convert},
+    {"convert", OPT_VERBOSE | OPT_FORCE, 2, USAGE_CONVERT, cmd_convert},
 #undef OPT_RUN
 };
 
@@ -1351,10 +1900,12 @@ int main(int argc, char **argv)
     }
     cli_args a;
     int p = parse_args(v, argc, argv, &a);
-    if (p == PARSE_EXIT_OK)
-        return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-    if (p != 0)
-        return EXIT_USAGE;
+    if (p != 0) {
+        free(a.pos);
+        if (p == PARSE_EXIT_OK)
+            return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return p == PARSE_FAIL ? EXIT_FAILURE : EXIT_USAGE;
+    }
     g_verbose = a.verbose;
     g_bar.enabled = !a.quiet && isatty(STDERR_FILENO);
     g_bar.delay = 1.0;
@@ -1363,5 +1914,7 @@ int main(int argc, char **argv)
     if (delay != NULL && *delay != '\0')
         g_bar.delay = atof(delay);
     install_signal_handlers();
-    return v->run(&a);
+    int rc = v->run(&a);
+    free(a.pos);
+    return rc;
 }

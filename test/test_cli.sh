@@ -286,7 +286,7 @@ nlines() { wc -l <"$1" | tr -d ' '; }
 firsterr() { head -n 1 "$ERR"; }
 
 # Leftover temporaries of the atomic write in a directory.
-tmp_left() { find "$1" -maxdepth 1 -name '*.tmp.*' | head -n 1; }
+tmp_left() { find "$1" -maxdepth 1 -name '*.tmp.*' 2>/dev/null | head -n 1; }
 
 # expect_fail DESC CODE NEEDLE OUTFILE -- CMD...: CMD exits CODE, prints
 # exactly one stderr line "sdxlvae: ..." containing NEEDLE (when not empty),
@@ -390,6 +390,24 @@ for verb in encode decode roundtrip info convert; do
     check "sdxlvae $verb --version" "${why#; }"
 done
 
+# The help of each command names the options about outputs.
+help_has() {
+    local desc=$1 verb=$2 why=""
+    shift 2
+    if [ -n "$verb" ]; then run "$CLI" "$verb" --help; else run "$CLI" --help; fi
+    for needle in "$@"; do
+        grep -qF -- "$needle" "$OUT" || why="$why; no '$needle'"
+    done
+    check "$desc" "${why#; }"
+}
+help_has "encode --help names -o/--output-dir, -f/--force" encode "-o, --output-dir DIR" "-f, --force" "-o DIR IN..."
+help_has "decode --help names -o/--output-dir, --to png|npy, -f/--force" decode \
+    "-o, --output-dir DIR" "--to png|npy" "-f, --force" "-o DIR IN..."
+help_has "encode/decode --help say -o creates a missing DIR" decode "created when missing"
+help_has "roundtrip --help names -f/--force" roundtrip "-f, --force"
+help_has "convert --help names -f/--force" convert "-f, --force"
+help_has "sdxlvae --help names -o DIR, --to npy and -f/--force" "" "-o DIR" "--to npy" "-f, --force"
+
 M0=$work/none.safetensors  # never loaded: usage errors come first
 u() { expect_fail "usage: $1" 2 "$2" "" -- "${@:3}"; }
 u "no arguments" "command" "$CLI"
@@ -428,6 +446,21 @@ u "decode output .tiff" "b.tiff" "$CLI" decode -m "$M0" a.npy b.tiff
 u "roundtrip from .npy" "a.npy" "$CLI" roundtrip -m "$M0" a.npy b.png
 u "convert .png to .png" "a.png" "$CLI" convert a.png b.png
 u "convert .npy to .NPY" "a.npy" "$CLI" convert a.npy b.NPY
+u "--force=1" "--force" "$CLI" convert --force=1 a.png b.npy
+u "--to without -o" "--to" "$CLI" decode -m "$M0" --to npy a.npy b.png
+u "--to bmp" "bmp" "$CLI" decode -m "$M0" --to bmp -o out a.npy
+u "--to without a value" "--to" "$CLI" decode -m "$M0" -o out a.npy --to
+u "encode --to (decode only)" "--to" "$CLI" encode -m "$M0" --to npy -o out a.png
+u "-o without inputs" "input" "$CLI" decode -m "$M0" -o out
+u "-o without a value" "-o" "$CLI" decode -m "$M0" a.npy -o
+u "--output-dir= empty" "--output-dir" "$CLI" decode -m "$M0" --output-dir= a.npy
+u "roundtrip -o" "-o" "$CLI" roundtrip -m "$M0" -o out a.png
+u "convert -o" "-o" "$CLI" convert -o out a.png
+u "info -f" "-f" "$CLI" info -f -m "$M0"
+u "decode three files without -o: hint" "-o DIR" "$CLI" decode -m "$M0" a.npy b.npy c.npy
+u "batch decode of a .png: latents are .npy" "latents are .npy" "$CLI" decode -m "$M0" -o out a.npy b.png
+u "batch encode of a .txt" "c.txt" "$CLI" encode -m "$M0" --output-dir out a.png c.txt
+u "batch: input without a name before .npy" ".npy" "$CLI" decode -m "$M0" -o out "$work/.npy"
 
 # ---- files without a model -------------------------------------------------------
 d=$work/files
@@ -457,6 +490,69 @@ cp "$d/a.npy" "$d/same.npy"
 u "same file in and out" "same" "$CLI" encode -m "$M0" "$d/same.npy" "$d/same.npy"
 u "same file by another name" "same" "$CLI" encode -m "$M0" "$d/same.npy" "$d/../files/same.npy"
 expect "the same-file input is untouched" changed cmp -s "$d/a.npy" "$d/same.npy"
+u "same file in and out, even with -f" "same" "$CLI" encode -f -m "$M0" "$d/same.npy" "$d/same.npy"
+u "same file by another name, even with --force" "same" "$CLI" convert --force "$d/same.npy" "$d/../files/same.npy"
+expect "the same-file input is still untouched" changed cmp -s "$d/a.npy" "$d/same.npy"
+
+# ---- no data lost: an existing output is replaced only with -f --------------------
+# expect_refused DESC TARGET -- CMD...: CMD exits 1 with one stderr line naming
+# TARGET and suggesting --force, prints nothing on stdout, and TARGET is
+# byte-identical afterwards, with no temporary beside it.
+expect_refused() {
+    local desc=$1 target=$2 why="" t
+    shift 3
+    cp "$target" "$work/refused.orig"
+    run "$@"
+    [ "$rc" -eq 1 ] || why="exit $rc, expected 1"
+    [ "$(nlines "$ERR")" -eq 1 ] || why="$why; $(nlines "$ERR") stderr lines"
+    grep -qF -- "$target" "$ERR" || why="$why; stderr does not name $target"
+    grep -qF -- "--force" "$ERR" || why="$why; stderr does not suggest --force"
+    [ -s "$OUT" ] && why="$why; stdout not empty"
+    cmp -s "$target" "$work/refused.orig" || why="$why; $target changed"
+    t=$(tmp_left "$(dirname "$target")")
+    [ -n "$t" ] && why="$why; temporary $t left"
+    [ -n "$why" ] && why="$why; stderr: $(firsterr)"
+    check "$desc" "${why#; }"
+}
+expect_ok "convert to a new output" -- "$CLI" convert "$d/a.npy" "$d/exist.png"
+expect_refused "convert refuses an existing output" "$d/exist.png" -- \
+    "$CLI" convert "$d/a.npy" "$d/exist.png"
+printf 'keep me' >"$d/keep-me.npy"
+expect_refused "convert refuses an existing output that is not an image" "$d/keep-me.npy" -- \
+    "$CLI" convert "$d/exist.png" "$d/keep-me.npy"
+# Refused before the model is loaded: M0 does not exist.
+expect_refused "encode refuses an existing output (before loading the model)" "$d/keep-me.npy" -- \
+    "$CLI" encode -m "$M0" "$d/a.npy" "$d/keep-me.npy"
+expect_refused "decode refuses an existing output" "$d/exist.png" -- \
+    "$CLI" decode -m "$M0" "$d/a.npy" "$d/exist.png"
+expect_refused "roundtrip refuses an existing output" "$d/exist.png" -- \
+    "$CLI" roundtrip -m "$M0" "$d/in.png" "$d/exist.png"
+ln -s "$d/nowhere" "$d/dangling.png"
+run "$CLI" convert "$d/a.npy" "$d/dangling.png"
+why=""
+[ "$rc" -eq 1 ] || why="exit $rc"
+grep -qF -- "--force" "$ERR" || why="$why; stderr: $(firsterr)"
+[ -L "$d/dangling.png" ] && [ ! -e "$d/nowhere" ] || why="$why; the link was replaced or followed"
+check "an existing output that is a dangling symlink is refused too" "${why#; }"
+cp "$d/exist.png" "$d/exist.orig.png"
+printf 'keep me' >"$d/replace.png"
+expect_ok "convert -f replaces an existing output" -- "$CLI" convert -f "$d/a.npy" "$d/replace.png"
+expect "convert -f wrote the new content" "content differs" cmp -s "$d/replace.png" "$d/exist.orig.png"
+printf 'keep me' >"$d/replace.png"
+expect_ok "convert --force replaces an existing output" -- "$CLI" convert "$d/a.npy" "$d/replace.png" --force
+expect "convert --force wrote the new content" "content differs" cmp -s "$d/replace.png" "$d/exist.orig.png"
+t=$(tmp_left "$d")
+check "no temporary left after -f" "${t:+left $t}"
+printf 'target' >"$d/target.png"
+ln -s "$d/target.png" "$d/link.png"
+run "$CLI" convert -f "$d/a.npy" "$d/link.png"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc: $(firsterr)"
+[ -L "$d/link.png" ] && why="$why; link.png is still a link"
+[ "$(cat "$d/target.png")" = "target" ] || why="$why; the link's target was written"
+check "-f replaces a symlink output itself, never the file it points to" "${why#; }"
+expect_fail "-f: an output that is a directory is still refused" 1 "adir.png" "" -- \
+    "$CLI" convert -f "$d/a.npy" "$d/adir.png"
 
 if [ "$have_py" -eq 1 ]; then
     py mkpng "$d/p.png" 24 16 "$d/p.ref.npy"
@@ -497,9 +593,10 @@ if [ "$have_py" -eq 1 ]; then
     py mkarr "$d/c4.npy" 1 4 8 8 3
     expect_fail "4-channel .npy to PNG" 1 "4" "$d/c4.png" -- "$CLI" convert "$d/c4.npy" "$d/c4.png"
     printf 'keep me' >"$d/keep.png"
-    run "$CLI" convert "$d/b2.npy" "$d/keep.png"
+    run "$CLI" convert -f "$d/b2.npy" "$d/keep.png"
     why=""
     [ "$rc" -eq 1 ] || why="exit $rc"
+    grep -q 'batch of 2' "$ERR" || why="$why; stderr: $(firsterr)"
     [ "$(cat "$d/keep.png")" = "keep me" ] || why="$why; file changed"
     t=$(tmp_left "$d")
     [ -n "$t" ] && why="$why; temporary $t left"
@@ -641,9 +738,10 @@ model_checks() {
     expect_fail "$name: decode a latent with $((c + 1)) channels" 1 "$((c + 1))" "$dir/c5.png" -- \
         "$CLI" decode -m "$m" "$dir/c5.npy" "$dir/c5.png"
     printf 'keep me' >"$dir/keep.npy"
-    run "$CLI" decode -m "$m" "$dir/c5.npy" "$dir/keep.npy"
+    run "$CLI" decode -f -m "$m" "$dir/c5.npy" "$dir/keep.npy"
     why=""
     [ "$rc" -eq 1 ] || why="exit $rc"
+    grep -q "channels" "$ERR" || why="$why; stderr: $(firsterr)"
     [ "$(cat "$dir/keep.npy")" = "keep me" ] || why="$why; file changed"
     t=$(tmp_left "$dir")
     [ -n "$t" ] && why="$why; temporary $t left"
@@ -728,15 +826,182 @@ if [ -f "$FX/model.safetensors" ]; then
         grep -q '100\.0%' "$OUT" || why="$why; no 100.0%"
         grep -q 'PSNR' "$OUT" || why="$why; no PSNR"
         check "a terminal gets a progress bar for encode and decode" "${why#; }"
-        tty_run "SDXLVAE_PROGRESS_DELAY=0 '$CLI' roundtrip --quiet -m '$FX' '$v/in.png' '$v/rt-tty.png'"
-        expect "--quiet: no bar on a terminal" "$(tr '\r' '|' <"$OUT")" sh -c "! grep -q 'coding \[' '$OUT'"
-        tty_run "'$CLI' roundtrip -m '$FX' '$v/in.png' '$v/rt-tty.png'"
-        expect "no bar for work shorter than a second" "$(tr '\r' '|' <"$OUT")" sh -c "! grep -q 'coding \[' '$OUT'"
+        tty_run "SDXLVAE_PROGRESS_DELAY=0 '$CLI' roundtrip --quiet -f -m '$FX' '$v/in.png' '$v/rt-tty.png'"
+        expect "--quiet: no bar on a terminal" "$(tr '\r' '|' <"$OUT")" \
+            sh -c "! grep -q 'coding \[' '$OUT' && grep -q PSNR '$OUT'"
+        tty_run "'$CLI' roundtrip -f -m '$FX' '$v/in.png' '$v/rt-tty.png'"
+        expect "no bar for work shorter than a second" "$(tr '\r' '|' <"$OUT")" \
+            sh -c "! grep -q 'coding \[' '$OUT' && grep -q PSNR '$OUT'"
     else
         skip "progress bar on a terminal" "no script(1)"
     fi
 else
     skip "-v, --quiet and the progress bar" "$FX not found"
+fi
+
+# ---- batch mode: -o DIR ---------------------------------------------------------------
+# On the project's fixture: latents 1x4xhxw decode to 1x3x2hx2w.
+if [ -f "$FX/model.safetensors" ]; then
+    bt=$work/batch
+    mkdir -p "$bt/in" "$bt/ref"
+    cp "$FX/latent.npy" "$bt/in/a.npy"
+    cp "$FX/zin.npy" "$bt/in/b.npy"
+    mknpy_zeros "$bt/in/c.npy" 1 4 4 6
+    # What the single-file commands write, to compare with.
+    for s in a b c; do
+        "$CLI" decode -m "$FX" "$bt/in/$s.npy" "$bt/ref/$s.png" 2>/dev/null
+        "$CLI" decode -m "$FX" "$bt/in/$s.npy" "$bt/ref/$s.npy" 2>/dev/null
+    done
+    # same_outputs DESC DIR EXT STEM...: DIR holds exactly STEM.EXT..., each
+    # identical to $bt/ref/STEM.EXT.
+    same_outputs() {
+        local desc=$1 dir=$2 ext=$3 why="" got want s
+        shift 3
+        for s in "$@"; do
+            cmp -s "$dir/$s.$ext" "$bt/ref/$s.$ext" || why="$why; $s.$ext missing or different"
+        done
+        got=$(find "$dir" -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | LC_ALL=C sort | tr '\n' ' ')
+        want=$(printf "%s.$ext " "$@")
+        [ "$got" = "$want" ] || why="$why; $dir holds '$got', expected '$want'"
+        check "$desc" "${why#; }"
+    }
+
+    expect_ok "batch decode of 3 latents into a new directory" -- \
+        "$CLI" decode -m "$FX" -o "$bt/png" "$bt/in/a.npy" "$bt/in/b.npy" "$bt/in/c.npy"
+    same_outputs "batch decode writes DIR/<stem>.png, each as decode IN OUT does" "$bt/png" png a b c
+    expect_ok "batch decode --to npy, --output-dir=, options after the files" -- \
+        "$CLI" decode "$bt/in/a.npy" "$bt/in/b.npy" "$bt/in/c.npy" --output-dir="$bt/npy" --to npy -m "$FX"
+    same_outputs "batch decode --to npy writes DIR/<stem>.npy" "$bt/npy" npy a b c
+    expect_ok "batch decode --to png of one file, -oDIR" -- \
+        "$CLI" decode -m "$FX" --to png "-o$bt/one" "$bt/in/b.npy"
+    same_outputs "batch decode of one file" "$bt/one" png b
+
+    # A directory as input: its .npy files in name order (any case), not
+    # other files, subdirectories or hidden files.
+    mkdir -p "$bt/dir/sub.npy"
+    cp "$bt/in/b.npy" "$bt/dir/b.npy"
+    cp "$bt/in/a.npy" "$bt/dir/a.NPY"
+    cp "$bt/ref/a.png" "$bt/dir/x.png"
+    printf 'notes' >"$bt/dir/notes.txt"
+    printf 'garbage' >"$bt/dir/.hidden.npy"
+    cp "$bt/in/c.npy" "$bt/dir/sub.npy/c.npy"
+    run "$CLI" decode -v -m "$FX" -o "$bt/fromdir" "$bt/dir"
+    check "batch decode of a directory: exit 0" "$([ "$rc" -eq 0 ] || echo "exit $rc: $(firsterr)")"
+    same_outputs "a directory gives its .npy files, not .png, .txt, hidden files or subdirectories" \
+        "$bt/fromdir" png a b
+    got=$(sed -E -n 's/^([a-z]+) +[0-9]+\.[0-9]{3} s(  (.*))?$/\1:\3/p' "$ERR" | sed "s|$bt/dir/||" | tr '\n' ' ')
+    want="load: read:a.NPY decode:a.NPY write:a.NPY read:b.npy decode:b.npy write:b.npy total: "
+    expect "batch -v: load once, each file's stages named, in name order, then total" \
+        "stderr: $(tr '\n' '|' <"$ERR")" [ "$got" = "$want" -a "$(nlines "$ERR")" -eq 8 ]
+    expect_ok "batch decode of a directory and a file" -- \
+        "$CLI" decode -q -m "$FX" -o "$bt/mixdir" "$bt/dir/" "$bt/in/c.npy"
+    same_outputs "a directory and a file together" "$bt/mixdir" png a b c
+
+    # encode: .png and .npy images, named or in a directory.
+    mkdir -p "$bt/imgs"
+    cp "$FX/image.npy" "$bt/imgs/image.npy"
+    "$CLI" convert "$FX/image.npy" "$bt/imgs/photo.png" 2>/dev/null
+    "$CLI" encode -m "$FX" "$bt/imgs/image.npy" "$bt/ref/image.npy" 2>/dev/null
+    "$CLI" encode -m "$FX" "$bt/imgs/photo.png" "$bt/ref/photo.npy" 2>/dev/null
+    expect_ok "batch encode of a .npy and a .png" -- \
+        "$CLI" encode -m "$FX" -o "$bt/lat" "$bt/imgs/photo.png" "$bt/imgs/image.npy"
+    same_outputs "batch encode writes DIR/<stem>.npy, each as encode IN OUT does" "$bt/lat" npy image photo
+    expect_ok "batch encode of a directory" -- "$CLI" encode -m "$FX" -o "$bt/lat2" "$bt/imgs"
+    same_outputs "batch encode of a directory takes .png and .npy" "$bt/lat2" npy image photo
+
+    # Refused before any work (usage errors): two inputs with one name, an
+    # output that is an input (even with -f), a directory with no inputs.
+    expect_fail "batch: two inputs with the same name are refused, naming both" 2 "a.NPY" "$bt/dup" -- \
+        "$CLI" decode -m "$FX" -o "$bt/dup" "$bt/in/a.npy" "$bt/dir/a.NPY"
+    expect_fail "batch: the same directory twice is refused" 2 "would both" "$bt/dup" -- \
+        "$CLI" decode -m "$FX" -o "$bt/dup" "$bt/dir" "$bt/dir"
+    cp "$bt/imgs/image.npy" "$bt/imgs/photo.npy"
+    expect_fail "batch encode: photo.png and photo.npy in one directory are refused" 2 "photo" "$bt/dup" -- \
+        "$CLI" encode -m "$FX" -o "$bt/dup" "$bt/imgs"
+    rm -f "$bt/imgs/photo.npy"
+    cp "$bt/in/a.npy" "$bt/a.orig"
+    u "batch: an output that is its input is refused, even with -f" "same file" \
+        "$CLI" decode -f -m "$FX" --to npy -o "$bt/in" "$bt/in/a.npy" "$bt/in/b.npy"
+    u "batch: a directory into itself is refused" "same file" \
+        "$CLI" decode -m "$FX" --to npy -o "$bt/in" "$bt/in"
+    expect "batch: the inputs are untouched" changed cmp -s "$bt/in/a.npy" "$bt/a.orig"
+    mkdir -p "$bt/empty"
+    printf 'x' >"$bt/empty/readme.txt"
+    expect_fail "batch: a directory without inputs is refused" 2 "$bt/empty" "$bt/none" -- \
+        "$CLI" decode -m "$FX" -o "$bt/none" "$bt/empty"
+
+    # DIR: created when only its last part is missing; nothing else.
+    expect_fail "batch: DIR whose parent is missing: exit 1, nothing created" 1 "$bt/no/such" "$bt/no" -- \
+        "$CLI" decode -m "$FX" -o "$bt/no/such" "$bt/in/a.npy"
+    expect_fail "batch: DIR that is a file" 1 "not a directory" "" -- \
+        "$CLI" decode -m "$FX" -o "$bt/a.orig" "$bt/in/a.npy"
+    expect_fail "batch: a model that fails to load leaves no new DIR" 1 "$M0" "$bt/nomodel" -- \
+        "$CLI" decode -m "$M0" -o "$bt/nomodel" "$bt/in/a.npy"
+
+    # One bad file among good ones: its line, the others written, a summary.
+    mkdir -p "$bt/mixed"
+    cp "$bt/in/a.npy" "$bt/in/b.npy" "$bt/in/c.npy" "$bt/mixed/"
+    printf 'garbage garbage garbage' >"$bt/mixed/bad.npy"
+    mknpy_zeros "$bt/mixed/c5.npy" 1 5 4 6  # fails after its temporary exists
+    run "$CLI" decode -m "$FX" -o "$bt/mixout" "$bt/mixed"
+    why=""
+    [ "$rc" -eq 1 ] || why="exit $rc"
+    [ "$(nlines "$ERR")" -eq 3 ] || why="$why; $(nlines "$ERR") stderr lines"
+    sed -n 1p "$ERR" | grep -q '^sdxlvae: .*bad\.npy' || why="$why; line 1 does not name bad.npy"
+    sed -n 2p "$ERR" | grep -q '^sdxlvae: .*c5\.npy' || why="$why; line 2 does not name c5.npy"
+    [ "$(sed -n 3p "$ERR")" = "sdxlvae: 2 of 5 files failed" ] || why="$why; last line '$(sed -n 3p "$ERR")'"
+    [ -s "$OUT" ] && why="$why; stdout not empty"
+    t=$(tmp_left "$bt/mixout")
+    [ -n "$t" ] && why="$why; temporary $t left"
+    check "batch: failed files are reported, the run goes on, exit 1, 'N of M files failed'" "${why#; }"
+    same_outputs "batch: the good files are written, the bad ones not" "$bt/mixout" png a b c
+    expect_fail "batch: one failed file alone prints one line, no summary" 1 "bad.npy" "$bt/mixout1/bad.png" -- \
+        "$CLI" decode -m "$FX" -o "$bt/mixout1" "$bt/mixed/bad.npy"
+    mknpy_zeros "$bt/b2.npy" 2 4 4 6
+    expect_fail "batch: a batch of 2 latents to PNG suggests --to npy" 1 "--to npy" "$bt/b2out/b2.png" -- \
+        "$CLI" decode -m "$FX" -o "$bt/b2out" "$bt/b2.npy"
+    expect_ok "batch: a batch of 2 latents with --to npy" -- \
+        "$CLI" decode -m "$FX" -o "$bt/b2out" --to npy "$bt/b2.npy"
+
+    # Existing outputs: refused one by one without -f, replaced with -f.
+    for s in a b c; do cp "$bt/png/$s.png" "$bt/$s.before"; done
+    run "$CLI" decode -m "$FX" -o "$bt/png" "$bt/in/a.npy" "$bt/in/b.npy" "$bt/in/c.npy"
+    why=""
+    [ "$rc" -eq 1 ] || why="exit $rc"
+    [ "$(grep -c -- 'already exists.*--force' "$ERR")" -eq 3 ] || why="$why; not 3 'already exists' lines"
+    [ "$(tail -n 1 "$ERR")" = "sdxlvae: 3 of 3 files failed" ] || why="$why; last line '$(tail -n 1 "$ERR")'"
+    for s in a b c; do cmp -s "$bt/png/$s.png" "$bt/$s.before" || why="$why; $s.png changed"; done
+    check "batch again without -f: every existing output refused, untouched" "${why#; }"
+    rm -f "$bt/png/b.png"
+    run "$CLI" decode -m "$FX" -o "$bt/png" "$bt/in/a.npy" "$bt/in/b.npy" "$bt/in/c.npy"
+    why=""
+    [ "$rc" -eq 1 ] || why="exit $rc"
+    grep -q "png/a.png: already exists" "$ERR" && grep -q "png/c.png: already exists" "$ERR" ||
+        why="$why; a.png and c.png not refused"
+    [ "$(tail -n 1 "$ERR")" = "sdxlvae: 2 of 3 files failed" ] || why="$why; last line '$(tail -n 1 "$ERR")'"
+    check "batch: existing outputs are skipped with an error, the missing one written" "${why#; }"
+    same_outputs "batch: the skipped outputs are untouched, the new one right" "$bt/png" png a b c
+    printf 'junk' >"$bt/png/a.png"
+    printf 'junk' >"$bt/png/c.png"
+    expect_ok "batch -f replaces existing outputs" -- \
+        "$CLI" decode -f -m "$FX" -o "$bt/png" "$bt/in/a.npy" "$bt/in/b.npy" "$bt/in/c.npy"
+    same_outputs "batch -f wrote every output anew" "$bt/png" png a b c
+
+    if command -v script >/dev/null 2>&1 && script -qec true /dev/null >/dev/null 2>&1; then
+        script -qec "SDXLVAE_PROGRESS_DELAY=0 '$CLI' decode -m '$FX' -o '$bt/tty' '$bt/in/a.npy' '$bt/in/b.npy'" \
+            /dev/null >"$OUT" 2>&1 </dev/null
+        why=""
+        grep -q 'decoding 1/2 \[' "$OUT" || why="no 'decoding 1/2' bar"
+        grep -q 'decoding 2/2 \[' "$OUT" || why="$why; no 'decoding 2/2' bar"
+        check "batch: the progress bar numbers the files" "${why#; }"
+        script -qec "SDXLVAE_PROGRESS_DELAY=0 '$CLI' decode -q -f -m '$FX' -o '$bt/tty' '$bt/in/a.npy' '$bt/in/b.npy'" \
+            /dev/null >"$OUT" 2>&1 </dev/null
+        expect "batch --quiet: no bar" "$(tr '\r' '|' <"$OUT")" sh -c "! grep -q 'coding' '$OUT'"
+    else
+        skip "batch progress bar" "no script(1)"
+    fi
+else
+    skip "batch mode" "$FX not found"
 fi
 
 # ---- the reference fixtures in ../shared -------------------------------------------

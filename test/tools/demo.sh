@@ -20,7 +20,7 @@ n=0
 for img in $images; do
     name=$(basename "$img" .png)
     echo "demo: $img -> $out/$name.roundtrip.png"
-    if "$bin/sdxlvae" roundtrip --crop -m "$model" "$img" "$out/$name.roundtrip.png"; then
+    if "$bin/sdxlvae" roundtrip -f --crop -m "$model" "$img" "$out/$name.roundtrip.png"; then
         n=$((n + 1))
     fi
 done
