@@ -35,6 +35,7 @@ typedef struct wg_job {
     float *out;
     int accumulate;
     float **v, **m;       /* per thread: transformed inputs, products */
+    size_t per_item;      /* tiles per work item */
 } wg_job;
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
@@ -95,7 +96,7 @@ static void wg_item(void *arg, size_t item, int thread)
     const vae_kernel_table *kt = j->ctx->kt;
     const size_t MR = kt->gemm_mr, NR = kt->gemm_nr;
     const size_t cin = (size_t)j->cv->cin, cout = (size_t)j->cv->cout;
-    const size_t t0 = item * WG_TILES, nt = min_sz(WG_TILES, j->n_tiles - t0);
+    const size_t t0 = item * j->per_item, nt = min_sz(j->per_item, j->n_tiles - t0);
     const size_t ntp = (nt + NR - 1) / NR * NR; /* padded to whole panels */
     const size_t hw = (size_t)j->h * (size_t)j->w;
     float *v = j->v[thread], *m = j->m[thread];
@@ -247,7 +248,18 @@ int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const float *w_ra
     j.upanel = upanel;
     j.out = out;
     j.accumulate = accumulate;
-    vae_pool_run(ctx->pool, (j.n_tiles + WG_TILES - 1) / WG_TILES, wg_item, &j);
+    /* WG_TILES per item where there is plenty of work; fewer (down to one
+     * panel) on small images, so that every thread gets some: a 32x32
+     * latent has only 64 tiles. The item size never changes what a tile
+     * computes, so results stay the same for any thread count. */
+    j.per_item = WG_TILES;
+    size_t want = (size_t)ctx->n_threads * 4;
+    if (j.n_tiles < WG_TILES * want) {
+        size_t per = (j.n_tiles + 2 * (size_t)ctx->n_threads - 1) / (2 * (size_t)ctx->n_threads);
+        per = (per + NR - 1) / NR * NR;
+        j.per_item = per < NR ? NR : per > WG_TILES ? WG_TILES : per;
+    }
+    vae_pool_run(ctx->pool, (j.n_tiles + j.per_item - 1) / j.per_item, wg_item, &j);
     return VAE_OK;
 oom:
     rc = vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory for a Winograd convolution (%zu -> %zu channels)",
