@@ -71,19 +71,25 @@ static void gather_tiles(const wg_job *j, const float *plane, size_t t0, size_t 
                 continue;
             }
             int32_t x0 = tx < 0 ? 0 : tx, x1 = tx + span > w ? w : tx + span;
-            for (int32_t x = tx; x < x0; x++) line[x - tx] = 0.0f;
-            if (j->up2) {
-                /* the upsampled row y is stored row y/2, pixel x is x/2 */
-                const float *src = plane + (size_t)(y >> 1) * (size_t)j->in_w;
-                for (int32_t x = x0; x < x1; x++) line[x - tx] = src[x >> 1];
+            const float *ln = line;
+            if (!j->up2 && x0 == tx && x1 == tx + span) {
+                /* no padding needed: read the row in place */
+                ln = plane + (size_t)y * (size_t)w + (size_t)tx;
             } else {
-                const float *src = plane + (size_t)y * (size_t)w;
-                memcpy(line + (x0 - tx), src + x0, (size_t)(x1 - x0) * sizeof(float));
+                for (int32_t x = tx; x < x0; x++) line[x - tx] = 0.0f;
+                if (j->up2) {
+                    /* the upsampled row y is stored row y/2, pixel x is x/2 */
+                    const float *src = plane + (size_t)(y >> 1) * (size_t)j->in_w;
+                    for (int32_t x = x0; x < x1; x++) line[x - tx] = src[x >> 1];
+                } else {
+                    const float *src = plane + (size_t)y * (size_t)w;
+                    memcpy(line + (x0 - tx), src + x0, (size_t)(x1 - x0) * sizeof(float));
+                }
+                for (int32_t x = x1; x < tx + span; x++) line[x - tx] = 0.0f;
             }
-            for (int32_t x = x1; x < tx + span; x++) line[x - tx] = 0.0f;
             for (int c = 0; c < 6; c++) {
                 float *dst = d + (size_t)(r * 6 + c) * 64 + t;
-                for (size_t q = 0; q < run; q++) dst[q] = line[4 * q + (size_t)c];
+                for (size_t q = 0; q < run; q++) dst[q] = ln[4 * q + (size_t)c];
             }
         }
         t += run;
