@@ -88,7 +88,7 @@ fn main() {
         .iter()
         .map(|d| d.join("sdxlvae.h"))
         .find(|p| p.is_file());
-    let (defines, functions) = match &header {
+    let (defines, functions, api_members) = match &header {
         Some(path) => {
             println!("cargo:rerun-if-changed={}", path.display());
             println!("cargo:include={}", path.parent().unwrap().display());
@@ -101,7 +101,7 @@ fn main() {
                 "cargo:warning=sdxlvae.h not found (set SDXLVAE_INCLUDE_DIR); \
                  the header cross-checks in the tests are skipped"
             );
-            (Vec::new(), Vec::new())
+            (Vec::new(), Vec::new(), Vec::new())
         }
     };
 
@@ -127,6 +127,10 @@ fn main() {
     }
     out.push_str("];\npub const HEADER_FUNCTIONS: &[&str] = &[\n");
     for name in &functions {
+        out.push_str(&format!("    {:?},\n", name));
+    }
+    out.push_str("];\npub const HEADER_API_MEMBERS: &[&str] = &[\n");
+    for name in &api_members {
         out.push_str(&format!("    {:?},\n", name));
     }
     out.push_str("];\n");
@@ -193,18 +197,45 @@ fn emit_link_flags(libs: &str, want_static: bool) {
     }
 }
 
-/// The integer #defines (VAE_OK 0, VAE_ERR_IO (-2), VAE_FLAG_SAMPLE (1u << 1))
-/// and the names of the VAE_API functions. Expressions it cannot read (the
-/// VAE_VERSION_NUMBER formula) are left out.
-fn parse_header(text: &str) -> (Vec<(String, i64)>, Vec<String>) {
+/// The integer #defines (VAE_OK 0, VAE_ERR_IO (-2), VAE_FLAG_SAMPLE (1u << 1)),
+/// the names of the VAE_API functions, and the members of `struct vae_api` in
+/// their order (the four integers, then every `(*name)` function pointer).
+/// Expressions it cannot read (the VAE_VERSION_NUMBER formula) are left out.
+fn parse_header(text: &str) -> (Vec<(String, i64)>, Vec<String>, Vec<String>) {
     let mut defines = Vec::new();
     let mut functions = Vec::new();
+    let mut api_members = Vec::new();
+    let mut in_api = false;
     for line in text.lines() {
         let line = match line.find("/*") {
             Some(i) => &line[..i],
             None => line,
         }
         .trim();
+        if line.starts_with("typedef struct vae_api {") {
+            in_api = true;
+            continue;
+        }
+        if in_api {
+            if line.starts_with('}') {
+                in_api = false;
+            } else if let Some(start) = line.find("(*") {
+                let rest = &line[start + 2..];
+                if let Some(end) = rest.find(')') {
+                    api_members.push(rest[..end].trim().to_string());
+                }
+            } else if let Some(decl) = line
+                .strip_suffix(';')
+                .filter(|d| !d.starts_with('*') && !d.contains('(') && !d.contains(')'))
+            {
+                // a plain member: `uint32_t size;` (not the end of a
+                // parameter list continued from the line before)
+                if let Some(name) = decl.split_whitespace().last() {
+                    api_members.push(name.to_string());
+                }
+            }
+            continue;
+        }
         if let Some(rest) = line.strip_prefix("#define ") {
             let mut parts = rest.splitn(2, char::is_whitespace);
             let name = parts.next().unwrap_or("");
@@ -227,7 +258,7 @@ fn parse_header(text: &str) -> (Vec<(String, i64)>, Vec<String>) {
             }
         }
     }
-    (defines, functions)
+    (defines, functions, api_members)
 }
 
 fn eval_int(s: &str) -> Option<i64> {

@@ -18,10 +18,26 @@
 //! [`Model::latent_channels`] channels and sides 1/[`Model::downsample_factor`]
 //! of the image's. Latents are scaled (the space diffusion models use) unless
 //! [`RunOptions::raw_latent`] is set.
+//!
+//! Encode and decode can report progress to a closure and be cancelled by it:
+//!
+//! ```no_run
+//! # use sdxlvae::{Model, RunOptions, ErrorKind};
+//! # let model = Model::load("sdxl_vae.safetensors")?;
+//! # let latent = vec![0.0f32; 4 * 128 * 128];
+//! let result = model.decode_with_progress(&latent, 1, 128, 128, &RunOptions::new(),
+//!     |fraction, _stage| {
+//!         eprintln!("{:.0}%", fraction * 100.0);
+//!         true // false cancels: the call fails with ErrorKind::Cancelled
+//!     });
+//! # Ok::<(), sdxlvae::Error>(())
+//! ```
 
+use std::any::Any;
 use std::ffi::{CStr, CString};
 use std::fmt;
-use std::os::raw::c_char;
+use std::os::raw::{c_char, c_void};
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::ptr::{self, NonNull};
 
@@ -33,6 +49,11 @@ pub const FLAG_RAW_LATENT: u32 = sys::VAE_FLAG_RAW_LATENT;
 pub const FLAG_SAMPLE: u32 = sys::VAE_FLAG_SAMPLE;
 /// Direct convolutions only, no Winograd (`VAE_FLAG_DIRECT_CONV`).
 pub const FLAG_DIRECT_CONV: u32 = sys::VAE_FLAG_DIRECT_CONV;
+
+/// The `stage` a progress callback gets from encode and encode_moments.
+pub const STAGE_ENCODE: i32 = sys::VAE_STAGE_ENCODE;
+/// The `stage` a progress callback gets from decode.
+pub const STAGE_DECODE: i32 = sys::VAE_STAGE_DECODE;
 
 // ---- Errors -----------------------------------------------------------------
 
@@ -49,6 +70,8 @@ pub enum ErrorKind {
     NoMemory,
     BufferTooSmall,
     Internal,
+    /// A progress callback returned false (`VAE_ERR_CANCELLED`).
+    Cancelled,
     Other,
 }
 
@@ -81,6 +104,7 @@ impl Error {
             sys::VAE_ERR_NO_MEMORY => ErrorKind::NoMemory,
             sys::VAE_ERR_BUFFER_TOO_SMALL => ErrorKind::BufferTooSmall,
             sys::VAE_ERR_INTERNAL => ErrorKind::Internal,
+            sys::VAE_ERR_CANCELLED => ErrorKind::Cancelled,
             _ => ErrorKind::Other,
         }
     }
@@ -236,6 +260,35 @@ impl RunOptions {
             seed: self.seed,
             ..Default::default()
         })
+    }
+}
+
+// ---- Progress -------------------------------------------------------------
+
+/// What `progress_user` points at during a run call with a progress closure.
+struct Progress<'a> {
+    f: &'a mut dyn FnMut(f32, i32) -> bool,
+    /// A panic of the closure, caught (it must not unwind into C) and
+    /// resumed once the C call has returned.
+    panic: Option<Box<dyn Any + Send + 'static>>,
+}
+
+/// The `vae_progress_fn` handed to C: calls the closure behind `user`.
+unsafe extern "C" fn progress_trampoline(user: *mut c_void, fraction: f32, stage: i32) -> i32 {
+    // SAFETY: user is the &mut Progress set by Model::run, alive for the
+    // whole C call; the library calls back on the calling thread only, never
+    // concurrently, so this is the only reference in use.
+    let state = unsafe { &mut *(user as *mut Progress<'_>) };
+    if state.panic.is_some() {
+        return 1;
+    }
+    match panic::catch_unwind(AssertUnwindSafe(|| (state.f)(fraction, stage))) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(payload) => {
+            state.panic = Some(payload);
+            1
+        }
     }
 }
 
@@ -508,6 +561,87 @@ impl Model {
         Ok(())
     }
 
+    /// Makes one run call with `opts` turned into a vae_run_options, with
+    /// `progress` (if any) behind the C callback, and maps its status.
+    fn run(
+        &self,
+        opts: &RunOptions,
+        progress: Option<&mut dyn FnMut(f32, i32) -> bool>,
+        call: impl FnOnce(&sys::vae_run_options) -> i32,
+    ) -> Result<()> {
+        let mut o = opts.to_sys()?;
+        let mut state = progress.map(|f| Progress { f, panic: None });
+        if let Some(state) = state.as_mut() {
+            o.progress = Some(progress_trampoline);
+            o.progress_user = state as *mut Progress<'_> as *mut c_void;
+        }
+        let rc = call(&o);
+        if let Some(payload) = state.and_then(|s| s.panic) {
+            panic::resume_unwind(payload);
+        }
+        self.check(rc)
+    }
+
+    fn encode_impl(
+        &self,
+        image: &[f32],
+        n: usize,
+        height: usize,
+        width: usize,
+        latent: &mut [f32],
+        opts: &RunOptions,
+        progress: Option<&mut dyn FnMut(f32, i32) -> bool>,
+    ) -> Result<()> {
+        self.check_input(image.len(), [n, 3, height, width], "image")?;
+        let (n, height, width) = (to_i32(n, "n")?, to_i32(height, "height")?, to_i32(width, "width")?);
+        // SAFETY: image holds exactly the floats the call reads; latent's
+        // capacity is passed; nothing is kept after the call.
+        self.run(opts, progress, |o| unsafe {
+            sys::vae_encode(
+                self.ptr(),
+                image.as_ptr(),
+                n,
+                height,
+                width,
+                latent.as_mut_ptr(),
+                latent.len() as u64,
+                o,
+            )
+        })
+    }
+
+    fn decode_impl(
+        &self,
+        latent: &[f32],
+        n: usize,
+        lheight: usize,
+        lwidth: usize,
+        image: &mut [f32],
+        opts: &RunOptions,
+        progress: Option<&mut dyn FnMut(f32, i32) -> bool>,
+    ) -> Result<()> {
+        self.check_input(
+            latent.len(),
+            [n, self.latent_channels(), lheight, lwidth],
+            "latent",
+        )?;
+        let (n, lheight, lwidth) = (to_i32(n, "n")?, to_i32(lheight, "lheight")?, to_i32(lwidth, "lwidth")?);
+        // SAFETY: latent holds exactly the floats the call reads; image's
+        // capacity is passed; nothing is kept after the call.
+        self.run(opts, progress, |o| unsafe {
+            sys::vae_decode(
+                self.ptr(),
+                latent.as_ptr(),
+                n,
+                lheight,
+                lwidth,
+                image.as_mut_ptr(),
+                image.len() as u64,
+                o,
+            )
+        })
+    }
+
     /// Encodes n images (n x 3 x height x width, values in [-1, 1]) into
     /// latents (n x C x height/f x width/f) written to `latent`, which must
     /// hold at least [`Model::encoded_len`] floats.
@@ -520,22 +654,31 @@ impl Model {
         latent: &mut [f32],
         opts: &RunOptions,
     ) -> Result<()> {
-        self.check_input(image.len(), [n, 3, height, width], "image")?;
-        let o = opts.to_sys()?;
-        // SAFETY: image holds exactly the floats the call reads; latent's
-        // capacity is passed; nothing is kept after the call.
-        self.check(unsafe {
-            sys::vae_encode(
-                self.ptr(),
-                image.as_ptr(),
-                to_i32(n, "n")?,
-                to_i32(height, "height")?,
-                to_i32(width, "width")?,
-                latent.as_mut_ptr(),
-                latent.len() as u64,
-                &o,
-            )
-        })
+        self.encode_impl(image, n, height, width, latent, opts, None)
+    }
+
+    /// [`Model::encode_into`] with a progress callback: `progress(fraction,
+    /// stage)` is called on this thread with fraction 0 first, after every
+    /// layer (fraction never decreases, and covers all n images), and with
+    /// 1.0 last on success; `stage` is [`STAGE_ENCODE`]. Returning false
+    /// cancels the call, which then fails with [`ErrorKind::Cancelled`]
+    /// (the contents of `latent` are then unspecified; the model stays
+    /// usable). A panic in the closure cancels the call and is resumed once
+    /// it has returned.
+    pub fn encode_into_with_progress<F>(
+        &self,
+        image: &[f32],
+        n: usize,
+        height: usize,
+        width: usize,
+        latent: &mut [f32],
+        opts: &RunOptions,
+        mut progress: F,
+    ) -> Result<()>
+    where
+        F: FnMut(f32, i32) -> bool,
+    {
+        self.encode_impl(image, n, height, width, latent, opts, Some(&mut progress))
     }
 
     /// [`Model::encode_into`] into a new vector of [`Model::encoded_len`] floats.
@@ -549,7 +692,27 @@ impl Model {
     ) -> Result<Vec<f32>> {
         self.check_input(image.len(), [n, 3, height, width], "image")?;
         let mut latent = vec![0.0f32; self.encoded_len(n, height, width)?];
-        self.encode_into(image, n, height, width, &mut latent, opts)?;
+        self.encode_impl(image, n, height, width, &mut latent, opts, None)?;
+        Ok(latent)
+    }
+
+    /// [`Model::encode`] with a progress callback, as in
+    /// [`Model::encode_into_with_progress`].
+    pub fn encode_with_progress<F>(
+        &self,
+        image: &[f32],
+        n: usize,
+        height: usize,
+        width: usize,
+        opts: &RunOptions,
+        mut progress: F,
+    ) -> Result<Vec<f32>>
+    where
+        F: FnMut(f32, i32) -> bool,
+    {
+        self.check_input(image.len(), [n, 3, height, width], "image")?;
+        let mut latent = vec![0.0f32; self.encoded_len(n, height, width)?];
+        self.encode_impl(image, n, height, width, &mut latent, opts, Some(&mut progress))?;
         Ok(latent)
     }
 
@@ -570,18 +733,18 @@ impl Model {
             .checked_mul(2)
             .ok_or_else(|| Error::invalid("moments too large".to_string()))?;
         let mut moments = vec![0.0f32; len];
-        let o = opts.to_sys()?;
-        // SAFETY: as in encode_into.
-        self.check(unsafe {
+        let (n, height, width) = (to_i32(n, "n")?, to_i32(height, "height")?, to_i32(width, "width")?);
+        // SAFETY: as in encode_impl.
+        self.run(opts, None, |o| unsafe {
             sys::vae_encode_moments(
                 self.ptr(),
                 image.as_ptr(),
-                to_i32(n, "n")?,
-                to_i32(height, "height")?,
-                to_i32(width, "width")?,
+                n,
+                height,
+                width,
                 moments.as_mut_ptr(),
                 moments.len() as u64,
-                &o,
+                o,
             )
         })?;
         Ok(moments)
@@ -600,26 +763,25 @@ impl Model {
         image: &mut [f32],
         opts: &RunOptions,
     ) -> Result<()> {
-        self.check_input(
-            latent.len(),
-            [n, self.latent_channels(), lheight, lwidth],
-            "latent",
-        )?;
-        let o = opts.to_sys()?;
-        // SAFETY: latent holds exactly the floats the call reads; image's
-        // capacity is passed; nothing is kept after the call.
-        self.check(unsafe {
-            sys::vae_decode(
-                self.ptr(),
-                latent.as_ptr(),
-                to_i32(n, "n")?,
-                to_i32(lheight, "lheight")?,
-                to_i32(lwidth, "lwidth")?,
-                image.as_mut_ptr(),
-                image.len() as u64,
-                &o,
-            )
-        })
+        self.decode_impl(latent, n, lheight, lwidth, image, opts, None)
+    }
+
+    /// [`Model::decode_into`] with a progress callback, as in
+    /// [`Model::encode_into_with_progress`]; `stage` is [`STAGE_DECODE`].
+    pub fn decode_into_with_progress<F>(
+        &self,
+        latent: &[f32],
+        n: usize,
+        lheight: usize,
+        lwidth: usize,
+        image: &mut [f32],
+        opts: &RunOptions,
+        mut progress: F,
+    ) -> Result<()>
+    where
+        F: FnMut(f32, i32) -> bool,
+    {
+        self.decode_impl(latent, n, lheight, lwidth, image, opts, Some(&mut progress))
     }
 
     /// [`Model::decode_into`] into a new vector of [`Model::decoded_len`] floats.
@@ -637,7 +799,31 @@ impl Model {
             "latent",
         )?;
         let mut image = vec![0.0f32; self.decoded_len(n, lheight, lwidth)?];
-        self.decode_into(latent, n, lheight, lwidth, &mut image, opts)?;
+        self.decode_impl(latent, n, lheight, lwidth, &mut image, opts, None)?;
+        Ok(image)
+    }
+
+    /// [`Model::decode`] with a progress callback, as in
+    /// [`Model::decode_into_with_progress`].
+    pub fn decode_with_progress<F>(
+        &self,
+        latent: &[f32],
+        n: usize,
+        lheight: usize,
+        lwidth: usize,
+        opts: &RunOptions,
+        mut progress: F,
+    ) -> Result<Vec<f32>>
+    where
+        F: FnMut(f32, i32) -> bool,
+    {
+        self.check_input(
+            latent.len(),
+            [n, self.latent_channels(), lheight, lwidth],
+            "latent",
+        )?;
+        let mut image = vec![0.0f32; self.decoded_len(n, lheight, lwidth)?];
+        self.decode_impl(latent, n, lheight, lwidth, &mut image, opts, Some(&mut progress))?;
         Ok(image)
     }
 }

@@ -213,3 +213,79 @@ fn library_versions() {
     assert!(sdxlvae::version().starts_with(&format!("{}.", sdxlvae::version_number() / 10000)));
     assert_eq!(sdxlvae::strerror(sdxlvae::sys::VAE_OK), "success");
 }
+
+#[test]
+fn a_cancelled_decode_fails_and_the_next_one_is_whole() {
+    let dir = micro_ldm();
+    let model = Model::load(&dir).unwrap();
+    let (s, latent) = read_npy(&dir.join("latent.npy"));
+    let opts = RunOptions::new().raw_latent(true);
+    let want = model.decode(&latent, s[0], s[2], s[3], &opts).unwrap();
+
+    // Cancel at the first report past half way.
+    let mut seen = Vec::new();
+    let err = model
+        .decode_with_progress(&latent, s[0], s[2], s[3], &opts, |fraction, stage| {
+            seen.push((fraction, stage));
+            fraction < 0.5
+        })
+        .expect_err("the callback cancelled the decode");
+    assert_eq!(err.kind(), ErrorKind::Cancelled, "{}", err);
+    assert_eq!(err.code(), sdxlvae::sys::VAE_ERR_CANCELLED);
+    let &(last, _) = seen.last().unwrap();
+    assert!(
+        seen.len() >= 3 && (0.5..1.0).contains(&last),
+        "not cancelled partway: {:?}",
+        seen
+    );
+    assert!(seen.iter().all(|&(_, stage)| stage == sdxlvae::STAGE_DECODE));
+
+    // The model is still usable: the same decode, not cancelled, reports
+    // 0 first, never goes back, ends at exactly 1, and gives the same image.
+    let mut all = Vec::new();
+    let got = model
+        .decode_with_progress(&latent, s[0], s[2], s[3], &opts, |fraction, stage| {
+            all.push((fraction, stage));
+            true
+        })
+        .expect("decode after a cancelled one");
+    assert_eq!(got, want, "output differs from an uncancelled decode");
+    assert_eq!(all.first().map(|p| p.0), Some(0.0));
+    assert_eq!(all.last().map(|p| p.0), Some(1.0));
+    assert!(all.windows(2).all(|w| w[0].0 <= w[1].0), "{:?}", all);
+    assert!(all.len() > seen.len());
+    // And the plain call still agrees too.
+    assert_eq!(model.decode(&latent, s[0], s[2], s[3], &opts).unwrap(), want);
+}
+
+#[test]
+fn encode_reports_progress_and_a_panicking_callback_panics_the_caller() {
+    let dir = micro_ldm();
+    let model = Model::load(&dir).unwrap();
+    let (s, image) = read_npy(&dir.join("image.npy"));
+    let opts = RunOptions::new();
+    let want = model.encode(&image, s[0], s[2], s[3], &opts).unwrap();
+    let mut stages = Vec::new();
+    let got = model
+        .encode_with_progress(&image, s[0], s[2], s[3], &opts, |_, stage| {
+            stages.push(stage);
+            true
+        })
+        .unwrap();
+    assert_eq!(got, want);
+    assert!(stages.len() >= 2 && stages.iter().all(|&st| st == sdxlvae::STAGE_ENCODE));
+
+    // A panic must not unwind through C: it cancels the call and is resumed
+    // once the call has returned.
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        model.encode_with_progress(&image, s[0], s[2], s[3], &opts, |fraction, _| {
+            if fraction > 0.0 {
+                panic!("from the progress callback");
+            }
+            true
+        })
+    }));
+    let payload = caught.expect_err("the panic reaches the caller");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"from the progress callback"));
+    assert_eq!(model.encode(&image, s[0], s[2], s[3], &opts).unwrap(), want);
+}

@@ -1,11 +1,11 @@
 //! Raw declarations of libsdxlvae's C API (`include/sdxlvae.h`, ABI 1),
-//! written by hand: the 20 functions of the API proper (versions, status
-//! names, loading, queries, options, running, errors), the three public
-//! option and info structs, and the status codes, dtypes and flags they use.
-//! Not declared: `VAE_ERR_CANCELLED`, the `VAE_STAGE_*` constants and the
-//! progress callback, `vae_get_api` and the `vae_api` table (a Rust program
-//! links the library), and the constants' function twins; the tests print
-//! which names of the installed header are not bound.
+//! written by hand and complete: every `VAE_API` function (the API proper,
+//! the constants' function twins and `vae_get_api`), the public structs
+//! (`vae_load_options`, `vae_run_options` with its progress callback,
+//! `vae_model_info` and the `vae_api` table), the `vae_progress_fn` type and
+//! every integer constant. The tests check that against the installed header:
+//! a constant, function or `vae_api` member of the header that is not bound
+//! here fails them.
 //!
 //! Everything here is `unsafe` to call and follows the C rules; see the
 //! header and `docs/abi.md` for the contract. The `sdxlvae` crate wraps it in
@@ -20,9 +20,8 @@
 //!   size and zero exactly that many bytes (every default is zero), so
 //!   either way nothing is written past a struct declared here, whatever
 //!   release of libsdxlvae.so.1 is loaded.
-//! - `vae_run_options` is declared up to `seed` (24 bytes), without the
-//!   `progress` / `progress_user` fields of the C header: the library reads
-//!   only `size` bytes, so calls made with it simply get no progress reports.
+//! - Function pointers (`vae_progress_fn`, the members of `vae_api`) are
+//!   `Option<unsafe extern "C" fn ...>`, so that NULL is `None`.
 //! - `VAE_VERSION_*` are the release these declarations were written against
 //!   (0.1.0); `vae_version_number()` says which release is loaded.
 
@@ -30,7 +29,7 @@
 
 use std::marker::{PhantomData, PhantomPinned};
 use std::mem::size_of;
-use std::os::raw::c_char;
+use std::os::raw::{c_char, c_void};
 
 // ---- Versions ---------------------------------------------------------------
 
@@ -53,6 +52,8 @@ pub const VAE_ERR_MODEL: i32 = -5;
 pub const VAE_ERR_NO_MEMORY: i32 = -6;
 pub const VAE_ERR_BUFFER_TOO_SMALL: i32 = -7;
 pub const VAE_ERR_INTERNAL: i32 = -8;
+/// The progress callback asked to stop.
+pub const VAE_ERR_CANCELLED: i32 = -9;
 
 // ---- Model info -------------------------------------------------------------
 
@@ -71,6 +72,20 @@ pub const VAE_FLAG_RAW_LATENT: u32 = 1 << 0;
 pub const VAE_FLAG_SAMPLE: u32 = 1 << 1;
 /// Every convolution in its direct form (no Winograd).
 pub const VAE_FLAG_DIRECT_CONV: u32 = 1 << 2;
+
+// ---- Progress ---------------------------------------------------------------
+
+/// The `stage` a progress callback gets from vae_encode / vae_encode_moments.
+pub const VAE_STAGE_ENCODE: i32 = 1;
+/// The `stage` a progress callback gets from vae_decode.
+pub const VAE_STAGE_DECODE: i32 = 2;
+
+/// `vae_progress_fn`: called on the thread that made the run call, with
+/// fraction 0 first, after every layer, and 1.0 last on success. Return 0 to
+/// go on; anything else cancels the call with VAE_ERR_CANCELLED. A Rust
+/// callback must not unwind out of it (catch panics).
+pub type vae_progress_fn =
+    Option<unsafe extern "C" fn(user: *mut c_void, fraction: f32, stage: i32) -> i32>;
 
 // ---- Types ------------------------------------------------------------------
 
@@ -112,6 +127,10 @@ pub struct vae_run_options {
     pub reserved: i32,
     /// With VAE_FLAG_SAMPLE: the noise seed.
     pub seed: u64,
+    /// None (NULL) = no progress reports.
+    pub progress: vae_progress_fn,
+    /// Passed to `progress` as its first argument.
+    pub progress_user: *mut c_void,
 }
 
 #[repr(C)]
@@ -165,6 +184,8 @@ impl Default for vae_run_options {
             n_threads: 0,
             reserved: 0,
             seed: 0,
+            progress: None,
+            progress_user: std::ptr::null_mut(),
         }
     }
 }
@@ -195,13 +216,133 @@ impl Default for vae_model_info {
     }
 }
 
+/// The table `vae_get_api()` returns: every public function as a pointer, in
+/// exactly the member order of `struct vae_api` in sdxlvae.h. It only grows at
+/// its end: use a member only when its offset + 8 <= `size` (the table of an
+/// older library may be shorter than this struct). Never build or free one.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct vae_api {
+    /// Bytes of this table in the loaded library.
+    pub size: u32,
+    /// VAE_ABI_VERSION of the loaded library.
+    pub abi_major: u32,
+    /// vae_version_number() of the loaded library.
+    pub version_number: u32,
+    /// 0.
+    pub reserved: u32,
+    // Release 0.1.0 (version node SDXLVAE_1.0).
+    pub vae_version_number: Option<unsafe extern "C" fn() -> u32>,
+    pub vae_version_string: Option<unsafe extern "C" fn() -> *const c_char>,
+    pub vae_abi_version: Option<unsafe extern "C" fn() -> u32>,
+    pub vae_strerror: Option<unsafe extern "C" fn(status: i32) -> *const c_char>,
+    pub vae_load_options_init: Option<unsafe extern "C" fn(opts: *mut vae_load_options, size: u32)>,
+    pub vae_load: Option<
+        unsafe extern "C" fn(
+            path: *const c_char,
+            opts: *const vae_load_options,
+            out: *mut *mut vae_model,
+        ) -> i32,
+    >,
+    pub vae_free: Option<unsafe extern "C" fn(model: *mut vae_model)>,
+    pub vae_latent_channels: Option<unsafe extern "C" fn(model: *const vae_model) -> i32>,
+    pub vae_downsample_factor: Option<unsafe extern "C" fn(model: *const vae_model) -> i32>,
+    pub vae_scaling_factor: Option<unsafe extern "C" fn(model: *const vae_model) -> f32>,
+    pub vae_shift_factor: Option<unsafe extern "C" fn(model: *const vae_model) -> f32>,
+    pub vae_get_info:
+        Option<unsafe extern "C" fn(model: *const vae_model, info: *mut vae_model_info) -> i32>,
+    pub vae_run_options_init: Option<unsafe extern "C" fn(opts: *mut vae_run_options, size: u32)>,
+    pub vae_encoded_size: Option<
+        unsafe extern "C" fn(
+            model: *const vae_model,
+            n: i32,
+            height: i32,
+            width: i32,
+            n_floats: *mut u64,
+        ) -> i32,
+    >,
+    pub vae_decoded_size: Option<
+        unsafe extern "C" fn(
+            model: *const vae_model,
+            n: i32,
+            lheight: i32,
+            lwidth: i32,
+            n_floats: *mut u64,
+        ) -> i32,
+    >,
+    pub vae_encode: Option<
+        unsafe extern "C" fn(
+            model: *const vae_model,
+            image: *const f32,
+            n: i32,
+            height: i32,
+            width: i32,
+            latent: *mut f32,
+            latent_capacity: u64,
+            opts: *const vae_run_options,
+        ) -> i32,
+    >,
+    pub vae_encode_moments: Option<
+        unsafe extern "C" fn(
+            model: *const vae_model,
+            image: *const f32,
+            n: i32,
+            height: i32,
+            width: i32,
+            moments: *mut f32,
+            moments_capacity: u64,
+            opts: *const vae_run_options,
+        ) -> i32,
+    >,
+    pub vae_decode: Option<
+        unsafe extern "C" fn(
+            model: *const vae_model,
+            latent: *const f32,
+            n: i32,
+            lheight: i32,
+            lwidth: i32,
+            image: *mut f32,
+            image_capacity: u64,
+            opts: *const vae_run_options,
+        ) -> i32,
+    >,
+    pub vae_last_error: Option<unsafe extern "C" fn(model: *const vae_model) -> *const c_char>,
+    pub vae_copy_last_error:
+        Option<unsafe extern "C" fn(model: *const vae_model, buf: *mut c_char, cap: u64) -> u64>,
+    // The constants' function twins.
+    pub vae_ok: Option<unsafe extern "C" fn() -> i32>,
+    pub vae_err_invalid_argument: Option<unsafe extern "C" fn() -> i32>,
+    pub vae_err_io: Option<unsafe extern "C" fn() -> i32>,
+    pub vae_err_format: Option<unsafe extern "C" fn() -> i32>,
+    pub vae_err_unsupported: Option<unsafe extern "C" fn() -> i32>,
+    pub vae_err_model: Option<unsafe extern "C" fn() -> i32>,
+    pub vae_err_no_memory: Option<unsafe extern "C" fn() -> i32>,
+    pub vae_err_buffer_too_small: Option<unsafe extern "C" fn() -> i32>,
+    pub vae_err_internal: Option<unsafe extern "C" fn() -> i32>,
+    pub vae_err_cancelled: Option<unsafe extern "C" fn() -> i32>,
+    pub vae_flag_raw_latent: Option<unsafe extern "C" fn() -> u32>,
+    pub vae_flag_sample: Option<unsafe extern "C" fn() -> u32>,
+    pub vae_flag_direct_conv: Option<unsafe extern "C" fn() -> u32>,
+    pub vae_dtype_f32: Option<unsafe extern "C" fn() -> i32>,
+    pub vae_dtype_f16: Option<unsafe extern "C" fn() -> i32>,
+    pub vae_dtype_bf16: Option<unsafe extern "C" fn() -> i32>,
+    pub vae_dtype_mixed: Option<unsafe extern "C" fn() -> i32>,
+    pub vae_max_levels: Option<unsafe extern "C" fn() -> i32>,
+    pub vae_stage_encode: Option<unsafe extern "C" fn() -> i32>,
+    pub vae_stage_decode: Option<unsafe extern "C" fn() -> i32>,
+    pub vae_load_options_size: Option<unsafe extern "C" fn() -> u32>,
+    pub vae_run_options_size: Option<unsafe extern "C" fn() -> u32>,
+    pub vae_model_info_size: Option<unsafe extern "C" fn() -> u32>,
+}
+
 // The sizes docs/abi.md gives for 64-bit targets; a mistake in the
 // declarations above fails the build here rather than at run time.
 #[cfg(target_pointer_width = "64")]
 const _: () = {
     assert!(size_of::<vae_load_options>() == 24);
-    assert!(size_of::<vae_run_options>() == 24);
+    assert!(size_of::<vae_run_options>() == 40);
     assert!(size_of::<vae_model_info>() == 144);
+    assert!(size_of::<vae_api>() == 360);
 };
 
 // ---- Functions --------------------------------------------------------------
@@ -296,7 +437,40 @@ extern "C" {
     pub fn vae_last_error(model: *const vae_model) -> *const c_char;
     /// Returns the whole message's length, as snprintf does.
     pub fn vae_copy_last_error(model: *const vae_model, buf: *mut c_char, cap: u64) -> u64;
+    // ---- Constants as functions: each returns the constant of its name. ----
+    pub fn vae_ok() -> i32;
+    pub fn vae_err_invalid_argument() -> i32;
+    pub fn vae_err_io() -> i32;
+    pub fn vae_err_format() -> i32;
+    pub fn vae_err_unsupported() -> i32;
+    pub fn vae_err_model() -> i32;
+    pub fn vae_err_no_memory() -> i32;
+    pub fn vae_err_buffer_too_small() -> i32;
+    pub fn vae_err_internal() -> i32;
+    pub fn vae_err_cancelled() -> i32;
+    pub fn vae_flag_raw_latent() -> u32;
+    pub fn vae_flag_sample() -> u32;
+    pub fn vae_flag_direct_conv() -> u32;
+    pub fn vae_dtype_f32() -> i32;
+    pub fn vae_dtype_f16() -> i32;
+    pub fn vae_dtype_bf16() -> i32;
+    pub fn vae_dtype_mixed() -> i32;
+    pub fn vae_max_levels() -> i32;
+    pub fn vae_stage_encode() -> i32;
+    pub fn vae_stage_decode() -> i32;
+    /// sizeof(vae_load_options) as the loaded library knows it.
+    pub fn vae_load_options_size() -> u32;
+    /// sizeof(vae_run_options) as the loaded library knows it.
+    pub fn vae_run_options_size() -> u32;
+    /// sizeof(vae_model_info) as the loaded library knows it.
+    pub fn vae_model_info_size() -> u32;
+
+    // ---- One entry point for dlopen ----
+    /// The static, read-only table of the loaded library for ABI generation
+    /// `abi_major` (pass VAE_ABI_VERSION), or NULL. Never free it.
+    pub fn vae_get_api(abi_major: u32) -> *const vae_api;
 }
+
 
 /// Integer `#define`s and `VAE_API` function names read from the installed
 /// sdxlvae.h by build.rs, for the tests that check this file against it.
@@ -324,6 +498,7 @@ mod tests {
         ("VAE_ERR_NO_MEMORY", VAE_ERR_NO_MEMORY as i64),
         ("VAE_ERR_BUFFER_TOO_SMALL", VAE_ERR_BUFFER_TOO_SMALL as i64),
         ("VAE_ERR_INTERNAL", VAE_ERR_INTERNAL as i64),
+        ("VAE_ERR_CANCELLED", VAE_ERR_CANCELLED as i64),
         ("VAE_DTYPE_F32", VAE_DTYPE_F32 as i64),
         ("VAE_DTYPE_F16", VAE_DTYPE_F16 as i64),
         ("VAE_DTYPE_BF16", VAE_DTYPE_BF16 as i64),
@@ -332,31 +507,146 @@ mod tests {
         ("VAE_FLAG_RAW_LATENT", VAE_FLAG_RAW_LATENT as i64),
         ("VAE_FLAG_SAMPLE", VAE_FLAG_SAMPLE as i64),
         ("VAE_FLAG_DIRECT_CONV", VAE_FLAG_DIRECT_CONV as i64),
+        ("VAE_STAGE_ENCODE", VAE_STAGE_ENCODE as i64),
+        ("VAE_STAGE_DECODE", VAE_STAGE_DECODE as i64),
     ];
 
-    /// Every function declared above.
-    const BOUND_FUNCTIONS: &[&str] = &[
-        "vae_version_number",
-        "vae_version_string",
-        "vae_abi_version",
-        "vae_strerror",
-        "vae_load_options_init",
-        "vae_load",
-        "vae_free",
-        "vae_latent_channels",
-        "vae_downsample_factor",
-        "vae_scaling_factor",
-        "vae_shift_factor",
-        "vae_get_info",
-        "vae_run_options_init",
-        "vae_encoded_size",
-        "vae_decoded_size",
-        "vae_encode",
-        "vae_encode_moments",
-        "vae_decode",
-        "vae_last_error",
-        "vae_copy_last_error",
+    /// Declared too, but as the release these declarations were written
+    /// for: the header's values change with every release, so only their
+    /// presence is checked.
+    const BOUND_RELEASE: &[(&str, i64)] = &[
+        ("VAE_VERSION_MAJOR", VAE_VERSION_MAJOR as i64),
+        ("VAE_VERSION_MINOR", VAE_VERSION_MINOR as i64),
+        ("VAE_VERSION_PATCH", VAE_VERSION_PATCH as i64),
+        ("VAE_VERSION_NUMBER", VAE_VERSION_NUMBER as i64),
     ];
+
+    /// Every function declared above, by name and address: naming a function
+    /// here that the extern block lacks does not compile.
+    macro_rules! functions {
+        ($($f:ident),* $(,)?) => {
+            vec![$((stringify!($f), $f as *const () as usize)),*]
+        };
+    }
+
+    fn bound_functions() -> Vec<(&'static str, usize)> {
+        functions![
+            vae_version_number,
+            vae_version_string,
+            vae_abi_version,
+            vae_strerror,
+            vae_load_options_init,
+            vae_load,
+            vae_free,
+            vae_latent_channels,
+            vae_downsample_factor,
+            vae_scaling_factor,
+            vae_shift_factor,
+            vae_get_info,
+            vae_run_options_init,
+            vae_encoded_size,
+            vae_decoded_size,
+            vae_encode,
+            vae_encode_moments,
+            vae_decode,
+            vae_last_error,
+            vae_copy_last_error,
+            vae_ok,
+            vae_err_invalid_argument,
+            vae_err_io,
+            vae_err_format,
+            vae_err_unsupported,
+            vae_err_model,
+            vae_err_no_memory,
+            vae_err_buffer_too_small,
+            vae_err_internal,
+            vae_err_cancelled,
+            vae_flag_raw_latent,
+            vae_flag_sample,
+            vae_flag_direct_conv,
+            vae_dtype_f32,
+            vae_dtype_f16,
+            vae_dtype_bf16,
+            vae_dtype_mixed,
+            vae_max_levels,
+            vae_stage_encode,
+            vae_stage_decode,
+            vae_load_options_size,
+            vae_run_options_size,
+            vae_model_info_size,
+            vae_get_api,
+        ]
+    }
+
+    macro_rules! offset {
+        ($ty:ty, $field:ident) => {{
+            let u = MaybeUninit::<$ty>::uninit();
+            let base = u.as_ptr();
+            // SAFETY: addr_of! computes the address without reading.
+            unsafe { (addr_of!((*base).$field) as usize) - (base as usize) }
+        }};
+    }
+
+    /// Every member of vae_api declared above, in declaration order, with
+    /// its offset: a member named here that the struct lacks does not compile.
+    macro_rules! members {
+        ($($m:ident),* $(,)?) => {
+            vec![$((stringify!($m), offset!(vae_api, $m))),*]
+        };
+    }
+
+    fn api_members() -> Vec<(&'static str, usize)> {
+        let v = members![
+            size,
+            abi_major,
+            version_number,
+            reserved,
+            vae_version_number,
+            vae_version_string,
+            vae_abi_version,
+            vae_strerror,
+            vae_load_options_init,
+            vae_load,
+            vae_free,
+            vae_latent_channels,
+            vae_downsample_factor,
+            vae_scaling_factor,
+            vae_shift_factor,
+            vae_get_info,
+            vae_run_options_init,
+            vae_encoded_size,
+            vae_decoded_size,
+            vae_encode,
+            vae_encode_moments,
+            vae_decode,
+            vae_last_error,
+            vae_copy_last_error,
+            vae_ok,
+            vae_err_invalid_argument,
+            vae_err_io,
+            vae_err_format,
+            vae_err_unsupported,
+            vae_err_model,
+            vae_err_no_memory,
+            vae_err_buffer_too_small,
+            vae_err_internal,
+            vae_err_cancelled,
+            vae_flag_raw_latent,
+            vae_flag_sample,
+            vae_flag_direct_conv,
+            vae_dtype_f32,
+            vae_dtype_f16,
+            vae_dtype_bf16,
+            vae_dtype_mixed,
+            vae_max_levels,
+            vae_stage_encode,
+            vae_stage_decode,
+            vae_load_options_size,
+            vae_run_options_size,
+            vae_model_info_size,
+        ];
+        v
+    }
 
     #[test]
     fn constants_match_the_installed_header() {
@@ -371,21 +661,30 @@ mod tests {
                 None => panic!("{} is not in {:?}", name, header::HEADER_PATH),
             }
         }
-        // Constants added to the header later are fine (the ABI only grows);
-        // just say which ones these declarations do not have yet.
-        for (name, _) in header::HEADER_DEFINES {
-            if !name.starts_with("VAE_VERSION_") && !BOUND.iter().any(|(n, _)| n == name) {
-                eprintln!("note: {} is in the header but not bound", name);
-            }
-        }
+        // Strict: every integer constant of the header must be bound here.
+        let missing: Vec<&str> = header::HEADER_DEFINES
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| {
+                !BOUND.iter().any(|(b, _)| b == n) && !BOUND_RELEASE.iter().any(|(b, _)| b == n)
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "constants of {:?} not bound by sdxlvae-sys: {:?}",
+            header::HEADER_PATH,
+            missing
+        );
     }
 
     #[test]
-    fn functions_are_in_the_installed_header() {
+    fn functions_match_the_installed_header() {
         if header::HEADER_PATH.is_none() {
             return;
         }
-        for name in BOUND_FUNCTIONS {
+        let bound = bound_functions();
+        for (name, addr) in &bound {
+            assert_ne!(*addr, 0, "{}", name);
             assert!(
                 header::HEADER_FUNCTIONS.contains(name),
                 "{} is declared here but not in {:?}",
@@ -393,25 +692,140 @@ mod tests {
                 header::HEADER_PATH
             );
         }
-        for name in header::HEADER_FUNCTIONS {
-            if !BOUND_FUNCTIONS.contains(name) {
-                eprintln!("note: {} is in the header but not bound", name);
-            }
+        // Strict: every VAE_API function of the header must be bound here.
+        let missing: Vec<&str> = header::HEADER_FUNCTIONS
+            .iter()
+            .copied()
+            .filter(|n| !bound.iter().any(|(b, _)| b == n))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "functions of {:?} not bound by sdxlvae-sys: {:?}",
+            header::HEADER_PATH,
+            missing
+        );
+    }
+
+    #[test]
+    fn vae_api_matches_the_installed_header() {
+        let members = api_members();
+        // The layout: four uint32, then one pointer per function from 16 on.
+        for (i, (name, off)) in members.iter().enumerate() {
+            let want = if i < 4 { 4 * i } else { 16 + 8 * (i - 4) };
+            assert_eq!(*off, want, "offset of vae_api.{}", name);
         }
+        assert_eq!(size_of::<vae_api>(), 16 + 8 * (members.len() - 4));
+        if header::HEADER_PATH.is_none() {
+            return;
+        }
+        // Exactly the members of the header's struct, in its order.
+        let names: Vec<&str> = members.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, header::HEADER_API_MEMBERS, "struct vae_api members");
+        // And the table holds every function of the header but vae_get_api,
+        // in the order they are declared.
+        let functions: Vec<&str> = header::HEADER_FUNCTIONS
+            .iter()
+            .copied()
+            .filter(|n| *n != "vae_get_api")
+            .collect();
+        assert_eq!(&names[4..], &functions[..], "vae_api function members");
+    }
+
+    #[test]
+    fn constant_twins_return_the_constants() {
+        unsafe {
+            assert_eq!(vae_ok(), VAE_OK);
+            assert_eq!(vae_err_invalid_argument(), VAE_ERR_INVALID_ARGUMENT);
+            assert_eq!(vae_err_io(), VAE_ERR_IO);
+            assert_eq!(vae_err_format(), VAE_ERR_FORMAT);
+            assert_eq!(vae_err_unsupported(), VAE_ERR_UNSUPPORTED);
+            assert_eq!(vae_err_model(), VAE_ERR_MODEL);
+            assert_eq!(vae_err_no_memory(), VAE_ERR_NO_MEMORY);
+            assert_eq!(vae_err_buffer_too_small(), VAE_ERR_BUFFER_TOO_SMALL);
+            assert_eq!(vae_err_internal(), VAE_ERR_INTERNAL);
+            assert_eq!(vae_err_cancelled(), VAE_ERR_CANCELLED);
+            assert_eq!(vae_flag_raw_latent(), VAE_FLAG_RAW_LATENT);
+            assert_eq!(vae_flag_sample(), VAE_FLAG_SAMPLE);
+            assert_eq!(vae_flag_direct_conv(), VAE_FLAG_DIRECT_CONV);
+            assert_eq!(vae_dtype_f32(), VAE_DTYPE_F32);
+            assert_eq!(vae_dtype_f16(), VAE_DTYPE_F16);
+            assert_eq!(vae_dtype_bf16(), VAE_DTYPE_BF16);
+            assert_eq!(vae_dtype_mixed(), VAE_DTYPE_MIXED);
+            assert_eq!(vae_max_levels() as usize, VAE_MAX_LEVELS);
+            assert_eq!(vae_stage_encode(), VAE_STAGE_ENCODE);
+            assert_eq!(vae_stage_decode(), VAE_STAGE_DECODE);
+            // This crate was written for the current release: the structs
+            // declared here are exactly the library's.
+            assert_eq!(vae_load_options_size() as usize, size_of::<vae_load_options>());
+            assert_eq!(vae_run_options_size() as usize, size_of::<vae_run_options>());
+            assert_eq!(vae_model_info_size() as usize, size_of::<vae_model_info>());
+        }
+    }
+
+    #[test]
+    fn vae_get_api_gives_the_table() {
+        unsafe {
+            assert!(vae_get_api(VAE_ABI_VERSION + 1).is_null());
+            let api = vae_get_api(VAE_ABI_VERSION);
+            assert!(!api.is_null());
+            let api = &*api;
+            assert!(api.size as usize >= size_of::<vae_api>(), "size {}", api.size);
+            assert_eq!(api.abi_major, VAE_ABI_VERSION);
+            assert_eq!(api.version_number, vae_version_number());
+            assert_eq!(api.reserved, 0);
+            // Every member is set (a NULL would be None).
+            let words = std::slice::from_raw_parts(
+                (api as *const vae_api as *const usize).add(2),
+                (size_of::<vae_api>() - 16) / 8,
+            );
+            assert!(words.iter().all(|&w| w != 0), "a NULL member in vae_api");
+            // Calls through the table are the same functions.
+            assert_eq!(api.vae_abi_version.unwrap()(), vae_abi_version());
+            assert_eq!(api.vae_err_cancelled.unwrap()(), VAE_ERR_CANCELLED);
+            assert_eq!(api.vae_stage_decode.unwrap()(), VAE_STAGE_DECODE);
+            assert_eq!(api.vae_run_options_size.unwrap()(), vae_run_options_size());
+            assert_eq!(api.vae_model_info_size.unwrap()(), vae_model_info_size());
+            let s = CStr::from_ptr(api.vae_strerror.unwrap()(VAE_ERR_CANCELLED));
+            assert_eq!(s, CStr::from_ptr(vae_strerror(VAE_ERR_CANCELLED)));
+        }
+    }
+
+    #[test]
+    fn run_options_init_takes_the_callers_size() {
+        unsafe extern "C" fn cb(_: *mut c_void, _: f32, _: i32) -> i32 {
+            0
+        }
+        let mut o = vae_run_options {
+            size: 0,
+            flags: 7,
+            n_threads: 3,
+            reserved: 1,
+            seed: 42,
+            progress: Some(cb),
+            progress_user: 8 as *mut c_void,
+        };
+        unsafe { vae_run_options_init(&mut o, size_of::<vae_run_options>() as u32) };
+        let d = vae_run_options::default();
+        assert_eq!(o.size, 40);
+        assert_eq!((o.size, o.flags, o.n_threads, o.reserved, o.seed), (d.size, 0, 0, 0, 0));
+        assert!(o.progress.is_none() && o.progress_user.is_null());
+
+        let mut l = vae_load_options {
+            size: 0,
+            flags: 1,
+            n_threads: 2,
+            reserved: 3,
+            config_path: b"x\0".as_ptr() as *const c_char,
+        };
+        unsafe { vae_load_options_init(&mut l, size_of::<vae_load_options>() as u32) };
+        assert_eq!((l.size, l.flags, l.n_threads, l.reserved), (24, 0, 0, 0));
+        assert!(l.config_path.is_null());
     }
 
     /// The offsets docs/abi.md lists for bindings that declare structs by hand.
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn field_offsets_match_docs_abi_md() {
-        macro_rules! offset {
-            ($ty:ty, $field:ident) => {{
-                let u = MaybeUninit::<$ty>::uninit();
-                let base = u.as_ptr();
-                // SAFETY: addr_of! computes the address without reading.
-                unsafe { (addr_of!((*base).$field) as usize) - (base as usize) }
-            }};
-        }
         assert_eq!(offset!(vae_load_options, flags), 4);
         assert_eq!(offset!(vae_load_options, n_threads), 8);
         assert_eq!(offset!(vae_load_options, reserved), 12);
@@ -420,6 +834,11 @@ mod tests {
         assert_eq!(offset!(vae_run_options, n_threads), 8);
         assert_eq!(offset!(vae_run_options, reserved), 12);
         assert_eq!(offset!(vae_run_options, seed), 16);
+        assert_eq!(offset!(vae_run_options, progress), 24);
+        assert_eq!(offset!(vae_run_options, progress_user), 32);
+        assert_eq!(size_of::<vae_run_options>(), 40);
+        assert_eq!(offset!(vae_api, vae_version_number), 16);
+        assert_eq!(offset!(vae_api, vae_model_info_size), 352);
         assert_eq!(offset!(vae_model_info, latent_channels), 4);
         assert_eq!(offset!(vae_model_info, levels), 8);
         assert_eq!(offset!(vae_model_info, block_out_channels), 12);
