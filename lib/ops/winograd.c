@@ -119,23 +119,11 @@ static void wg_item(void *arg, size_t item, int thread)
         }
     }
 
-    /* 2. M[xi] (cout x nt, row stride ntp) = U[xi] V[xi] */
-    const size_t panels = (cout + MR - 1) / MR;
+    /* 2. M[xi] (cout x nt, row stride ntp) = U[xi] V[xi]: V[xi] is laid out
+     * as vae_pack_b_all lays out a cin x nt matrix (ntp = nt padded to NR) */
     for (size_t xi = 0; xi < 36; xi++) {
-        const float *uxi = j->u + xi * j->upanel, *vx = v + xi * vxi;
-        float *mx = m + xi * cout * ntp;
-        for (size_t k0 = 0; k0 < cin; k0 += VAE_GEMM_KC) {
-            size_t kc = min_sz(VAE_GEMM_KC, cin - k0);
-            for (size_t np = 0; np * NR < nt; np++) {
-                size_t nr = min_sz(NR, nt - np * NR);
-                const float *bp = vx + k0 * ntp + np * kc * NR;
-                for (size_t mp = 0; mp < panels; mp++) {
-                    size_t mr = min_sz(MR, cout - mp * MR);
-                    kt->gemm(mr, nr, kc, uxi + k0 * panels * MR + mp * kc * MR, bp,
-                             mx + mp * MR * ntp + np * NR, ntp, k0 > 0);
-                }
-            }
-        }
+        vae_packed uxi = {cout, cin, MR, (float *)(j->u + xi * j->upanel)};
+        vae_gemm_prepacked(kt, &uxi, v + xi * vxi, nt, m + xi * cout * ntp, ntp, 0);
     }
 
     /* 3. output transform, bias, (fused residual) store of the valid part */
