@@ -49,7 +49,7 @@ extern "C" {
 
 /* The release. The Makefile reads these three lines to name the library. */
 #define VAE_VERSION_MAJOR 0
-#define VAE_VERSION_MINOR 1
+#define VAE_VERSION_MINOR 2
 #define VAE_VERSION_PATCH 0
 /* The ABI generation: the N of the SONAME libsdxlvae.so.N. */
 #define VAE_ABI_VERSION 1
@@ -84,9 +84,21 @@ VAE_API const char *vae_strerror(int32_t status);
 
 typedef struct vae_model vae_model;
 
+/* Bits of vae_load_options.flags (0.2.0; 0.1.0 required 0). */
+/* Skip the encoder's weights: a decode-only handle, on which vae_encode and
+ * vae_encode_moments return VAE_ERR_UNSUPPORTED. */
+#define VAE_LOAD_NO_ENCODER (1u << 0)
+/* Skip the decoder's weights: an encode-only handle. */
+#define VAE_LOAD_NO_DECODER (1u << 1)
+/* Keep the weights in 16 bits in memory, half of fp32: F16 and BF16 files as
+ * stored (exact), F32 files rounded to F16 (which adds rounding error:
+ * docs/api.md gives it). Compute stays fp32: each layer's weights are
+ * widened when it runs. */
+#define VAE_LOAD_HALF_WEIGHTS (1u << 2)
+
 typedef struct vae_load_options {
     uint32_t size;      /* sizeof(vae_load_options): set by the init function */
-    uint32_t flags;     /* reserved, must be 0                                */
+    uint32_t flags;     /* VAE_LOAD_* bits                                    */
     int32_t n_threads;  /* default thread count for calls on this handle;
                            0 = every CPU this process may run on; values
                            above 1024 are capped                              */
@@ -187,6 +199,17 @@ VAE_API int32_t vae_get_info(const vae_model *model, vae_model_info *info);
  * form's multiply-adds, with slightly more rounding. Both forms stay far
  * inside the 1e-4 parity bound (docs/api.md, "Convolution algorithm"). */
 #define VAE_FLAG_DIRECT_CONV (1u << 2)
+/* (0.2.0) Run tiled even when the untiled estimate fits max_memory, with
+ * the tile side in vae_run_options.tile (0 = the largest that fits). Tiled
+ * output equals untiled output up to rounding (<= 1e-4 relative): GroupNorm
+ * statistics are taken over the whole image and convolutions read their
+ * neighbours' real pixels. */
+#define VAE_FLAG_TILED (1u << 3)
+/* (0.2.0) Wrap-around padding: every convolution reads the opposite edge
+ * instead of zeros, so the output tiles seamlessly (textures). Needs image
+ * sides that are multiples of 8 * vae_downsample_factor() for the encoder
+ * (its stride-2 convolutions halve the image three times). */
+#define VAE_FLAG_CIRCULAR (1u << 4)
 
 /* Stages reported to a progress callback. */
 #define VAE_STAGE_ENCODE 1  /* vae_encode, vae_encode_moments */
@@ -212,6 +235,17 @@ typedef struct vae_run_options {
     uint64_t seed;      /* with VAE_FLAG_SAMPLE: the noise seed               */
     vae_progress_fn progress; /* NULL = no progress reports               */
     void *progress_user;      /* passed to progress as its first argument */
+    /* 0.2.0 */
+    uint64_t max_memory;  /* bytes of working memory one call may use: its
+                             activations and scratch, not the model's weights
+                             nor the caller's buffers (vae_estimate_memory
+                             reports all three). When an untiled run would
+                             need more, the call runs tiled, with the largest
+                             tile that fits. 0 = half the physical memory.  */
+    int32_t tile;         /* tile side in image pixels, a multiple of
+                             vae_downsample_factor(): run tiled with this
+                             tile. 0 = tile only when needed (see flags)      */
+    int32_t reserved2;    /* must be 0                                        */
 } vae_run_options;
 
 /* Fills the caller's struct with the defaults (posterior mean, scaled
@@ -261,6 +295,40 @@ VAE_API int32_t vae_decode(const vae_model *model, const float *latent,
                            int32_t n, int32_t lheight, int32_t lwidth,
                            float *image, uint64_t image_capacity,
                            const vae_run_options *opts);
+
+/* ---- Memory ---------------------------------------------------------------- */
+
+typedef struct vae_memory_estimate {
+    uint32_t size;          /* sizeof(vae_memory_estimate): set by the caller */
+    int32_t fits;           /* 1: a call with these options fits the budget;
+                               0: it would fail with VAE_ERR_NO_MEMORY        */
+    int32_t tiled;          /* 1: it would run tiled                          */
+    int32_t tile;           /* ... with this tile side (image pixels); 0 when
+                               untiled                                        */
+    uint64_t budget_bytes;  /* the budget the options resolve to              */
+    uint64_t untiled_bytes; /* working memory of an untiled call              */
+    uint64_t tiled_bytes;   /* working memory of the tiled call these options
+                               would make (when untiled, of the one with the
+                               automatic tile side)                           */
+    uint64_t weights_bytes; /* the handle's weights (already allocated)       */
+    uint64_t io_bytes;      /* the caller's input and output of one image     */
+    double work_ratio;      /* arithmetic of that call / of an untiled call:
+                               tiles recompute their borders, and GroupNorm
+                               statistics over the whole image take extra
+                               passes when the budget is small               */
+} vae_memory_estimate;
+
+/*
+ * Says, before any work, how much memory an encode (stage VAE_STAGE_ENCODE)
+ * or a decode (VAE_STAGE_DECODE) of one height x width image (image pixels
+ * for both stages) takes with opts (NULL = defaults), untiled and tiled, and
+ * which of the two vae_encode / vae_decode would run. Batches run one image
+ * at a time: n images need the same working memory as one.
+ */
+VAE_API int32_t vae_estimate_memory(const vae_model *model, int32_t stage,
+                                    int32_t height, int32_t width,
+                                    const vae_run_options *opts,
+                                    vae_memory_estimate *est);
 
 /* For the three run functions above: when opts->progress cancels a call, it
  * returns VAE_ERR_CANCELLED having freed everything it allocated; the handle
@@ -317,6 +385,13 @@ VAE_API int32_t vae_stage_decode(void);
 VAE_API uint32_t vae_load_options_size(void);
 VAE_API uint32_t vae_run_options_size(void);
 VAE_API uint32_t vae_model_info_size(void);
+/* 0.2.0 */
+VAE_API uint32_t vae_load_no_encoder(void);
+VAE_API uint32_t vae_load_no_decoder(void);
+VAE_API uint32_t vae_load_half_weights(void);
+VAE_API uint32_t vae_flag_tiled(void);
+VAE_API uint32_t vae_flag_circular(void);
+VAE_API uint32_t vae_memory_estimate_size(void);
 
 /* ---- One entry point for dlopen -------------------------------------------- */
 
@@ -389,6 +464,16 @@ typedef struct vae_api {
     uint32_t (*vae_load_options_size)(void);
     uint32_t (*vae_run_options_size)(void);
     uint32_t (*vae_model_info_size)(void);
+    /* Release 0.2.0 (version node SDXLVAE_1.1) */
+    int32_t (*vae_estimate_memory)(const vae_model *model, int32_t stage, int32_t height,
+                                   int32_t width, const vae_run_options *opts,
+                                   vae_memory_estimate *est);
+    uint32_t (*vae_load_no_encoder)(void);
+    uint32_t (*vae_load_no_decoder)(void);
+    uint32_t (*vae_load_half_weights)(void);
+    uint32_t (*vae_flag_tiled)(void);
+    uint32_t (*vae_flag_circular)(void);
+    uint32_t (*vae_memory_estimate_size)(void);
 } vae_api;
 
 /*

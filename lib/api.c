@@ -154,11 +154,17 @@ int32_t vae_load(const char *path, const vae_load_options *opts, vae_model **out
     if (o.n_threads < 0)
         return fail(NULL, VAE_ERR_INVALID_ARGUMENT, "vae_load: n_threads is %d (must be >= 0)",
                     o.n_threads);
-    if (o.flags || o.reserved)
-        return fail(NULL, VAE_ERR_INVALID_ARGUMENT, "vae_load: reserved option fields must be 0");
+    const uint32_t known = VAE_LOAD_NO_ENCODER | VAE_LOAD_NO_DECODER | VAE_LOAD_HALF_WEIGHTS;
+    if (o.flags & ~known)
+        return fail(NULL, VAE_ERR_INVALID_ARGUMENT, "vae_load: unknown flags 0x%x", o.flags & ~known);
+    if ((o.flags & VAE_LOAD_NO_ENCODER) && (o.flags & VAE_LOAD_NO_DECODER))
+        return fail(NULL, VAE_ERR_INVALID_ARGUMENT,
+                    "vae_load: VAE_LOAD_NO_ENCODER and VAE_LOAD_NO_DECODER leave nothing to load");
+    if (o.reserved)
+        return fail(NULL, VAE_ERR_INVALID_ARGUMENT, "vae_load: reserved must be 0");
     vae_error e = {0, ""};
     vae_model *m;
-    rc = vae_model_load(path, o.config_path, &m, &e);
+    rc = vae_model_load(path, o.config_path, o.flags, &m, &e);
     if (rc != VAE_OK) return report(NULL, &e);
     m->n_threads = o.n_threads;
     *out = m;
@@ -475,6 +481,12 @@ TWIN int32_t vae_stage_decode(void) { return VAE_STAGE_DECODE; }
 TWIN uint32_t vae_load_options_size(void) { return (uint32_t)sizeof(vae_load_options); }
 TWIN uint32_t vae_run_options_size(void) { return (uint32_t)sizeof(vae_run_options); }
 TWIN uint32_t vae_model_info_size(void) { return (uint32_t)sizeof(vae_model_info); }
+TWIN uint32_t vae_load_no_encoder(void) { return VAE_LOAD_NO_ENCODER; }
+TWIN uint32_t vae_load_no_decoder(void) { return VAE_LOAD_NO_DECODER; }
+TWIN uint32_t vae_load_half_weights(void) { return VAE_LOAD_HALF_WEIGHTS; }
+TWIN uint32_t vae_flag_tiled(void) { return VAE_FLAG_TILED; }
+TWIN uint32_t vae_flag_circular(void) { return VAE_FLAG_CIRCULAR; }
+TWIN uint32_t vae_memory_estimate_size(void) { return (uint32_t)sizeof(vae_memory_estimate); }
 
 /* ---- The function table ------------------------------------------------------ */
 
@@ -526,9 +538,23 @@ static const vae_api api_v1 = {
     .vae_load_options_size = vae_load_options_size,
     .vae_run_options_size = vae_run_options_size,
     .vae_model_info_size = vae_model_info_size,
+    .vae_estimate_memory = vae_estimate_memory,
+    .vae_load_no_encoder = vae_load_no_encoder,
+    .vae_load_no_decoder = vae_load_no_decoder,
+    .vae_load_half_weights = vae_load_half_weights,
+    .vae_flag_tiled = vae_flag_tiled,
+    .vae_flag_circular = vae_flag_circular,
+    .vae_memory_estimate_size = vae_memory_estimate_size,
 };
 
 const vae_api *vae_get_api(uint32_t abi_major)
 {
     return abi_major == VAE_ABI_VERSION ? &api_v1 : NULL;
+}
+
+int32_t vae_estimate_memory(const vae_model *m, int32_t stage, int32_t h, int32_t w,
+                            const vae_run_options *opts, vae_memory_estimate *est)
+{
+    (void)stage; (void)h; (void)w; (void)opts; (void)est;
+    return fail(m, VAE_ERR_UNSUPPORTED, "vae_estimate_memory: not yet");
 }

@@ -310,10 +310,18 @@ START_TEST(test_get_api_table)
     SAME(vae_load_options_size);
     SAME(vae_run_options_size);
     SAME(vae_model_info_size);
+    SAME(vae_estimate_memory);
+    SAME(vae_load_no_encoder);
+    SAME(vae_load_no_decoder);
+    SAME(vae_load_half_weights);
+    SAME(vae_flag_tiled);
+    SAME(vae_flag_circular);
+    SAME(vae_memory_estimate_size);
 #undef SAME
     /* the 43 functions of SDXLVAE_1.0 other than vae_get_api (which is not in
-     * its own table): a function added without a table entry shows here. */
-    ck_assert_uint_eq((sizeof(vae_api) - 16) / sizeof(void (*)(void)), 20 + 23);
+     * its own table) and the 7 of SDXLVAE_1.1: a function added without a
+     * table entry shows here. */
+    ck_assert_uint_eq((sizeof(vae_api) - 16) / sizeof(void (*)(void)), 20 + 23 + 7);
     /* and the table works */
     float out[DEC_FLOATS];
     ck_assert_int_eq(api->vae_decode(model, zin.data, N, 4, 6, out, DEC_FLOATS, NULL), VAE_OK);
@@ -346,10 +354,18 @@ START_TEST(test_constant_functions)
     ck_assert_uint_eq(vae_load_options_size(), sizeof(vae_load_options));
     ck_assert_uint_eq(vae_run_options_size(), sizeof(vae_run_options));
     ck_assert_uint_eq(vae_model_info_size(), sizeof(vae_model_info));
+    ck_assert_uint_eq(vae_memory_estimate_size(), sizeof(vae_memory_estimate));
+    ck_assert_uint_eq(vae_load_no_encoder(), VAE_LOAD_NO_ENCODER);
+    ck_assert_uint_eq(vae_load_no_decoder(), VAE_LOAD_NO_DECODER);
+    ck_assert_uint_eq(vae_load_half_weights(), VAE_LOAD_HALF_WEIGHTS);
+    ck_assert_uint_eq(vae_flag_tiled(), VAE_FLAG_TILED);
+    ck_assert_uint_eq(vae_flag_circular(), VAE_FLAG_CIRCULAR);
     /* the sizes docs/abi.md gives for 64-bit targets */
     if (sizeof(void *) == 8) {
         ck_assert_uint_eq(vae_load_options_size(), 24);
-        ck_assert_uint_eq(vae_run_options_size(), 40);
+        ck_assert_uint_eq(vae_run_options_size(), 56); /* 40 in 0.1.0 */
+        ck_assert_uint_eq(offsetof(vae_run_options, max_memory), 40);
+        ck_assert_uint_eq(vae_memory_estimate_size(), 64);
         ck_assert_uint_eq(vae_model_info_size(), 144);
         ck_assert_uint_eq(offsetof(vae_run_options, progress_user), 32);
     }

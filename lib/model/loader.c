@@ -314,8 +314,8 @@ void vae_model_free(struct vae_model *m)
     free(m);
 }
 
-int32_t vae_model_load(const char *path, const char *config_path, struct vae_model **out,
-                       vae_error *err)
+int32_t vae_model_load(const char *path, const char *config_path, uint32_t flags,
+                       struct vae_model **out, vae_error *err)
 {
     char weights[PATH_MAX], config[PATH_MAX], prefix[32];
     int32_t rc;
@@ -357,6 +357,15 @@ int32_t vae_model_load(const char *path, const char *config_path, struct vae_mod
     if ((rc = st_open(weights, &L.f, err)) != VAE_OK) goto fail;
     if ((rc = vae_detect_naming(&L.f, prefix, sizeof prefix, &m->naming, err)) != VAE_OK) goto fail;
     if ((rc = vae_arch_infer(&L.f, prefix, m->naming, &m->arch, from_config, err)) != VAE_OK) goto fail;
+    /* a half the caller does not want is never read: its weights cost
+     * neither memory nor load time */
+    if (flags & VAE_LOAD_NO_ENCODER) m->arch.has_encoder = 0;
+    if (flags & VAE_LOAD_NO_DECODER) m->arch.has_decoder = 0;
+    if (!m->arch.has_encoder && !m->arch.has_decoder) {
+        rc = vae_fail(err, VAE_ERR_UNSUPPORTED, "%s: the %s the options asked for is not in the file",
+                      weights, (flags & VAE_LOAD_NO_ENCODER) ? "decoder" : "encoder");
+        goto fail;
+    }
     L.nm.prefix = prefix;
     L.nm.naming = m->naming;
     L.nm.levels = m->arch.levels;

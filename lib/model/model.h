@@ -113,7 +113,7 @@ VAE_HIDDEN void vae_name_top(const vae_names *nm, char *buf, size_t cap, int dec
 VAE_HIDDEN const char *vae_name_resnet_part(const vae_names *nm, const char *part);
 
 /* The whole load: file -> arch -> weights. */
-VAE_HIDDEN int32_t vae_model_load(const char *path, const char *config_path,
+VAE_HIDDEN int32_t vae_model_load(const char *path, const char *config_path, uint32_t flags,
                                   struct vae_model **out, vae_error *err);
 VAE_HIDDEN void vae_model_free(struct vae_model *m);
 
