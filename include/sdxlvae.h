@@ -206,9 +206,8 @@ VAE_API int32_t vae_get_info(const vae_model *model, vae_model_info *info);
  * neighbours' real pixels. */
 #define VAE_FLAG_TILED (1u << 3)
 /* (0.2.0) Wrap-around padding: every convolution reads the opposite edge
- * instead of zeros, so the output tiles seamlessly (textures). Needs image
- * sides that are multiples of 8 * vae_downsample_factor() for the encoder
- * (its stride-2 convolutions halve the image three times). */
+ * instead of zeros, so a decoded image tiles seamlessly (textures). Runs on
+ * the tiled executor (one tile when the budget allows). */
 #define VAE_FLAG_CIRCULAR (1u << 4)
 
 /* Stages reported to a progress callback. */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/threadpool.h"
 #include "model/model.h"
@@ -289,10 +290,60 @@ static int32_t get_run_opts(const vae_model *m, const vae_run_options *opts, vae
     if (opts && !copy_opts(o, sizeof *o, opts, "vae_run_options", m, &rc)) return rc;
     if (o->n_threads < 0)
         return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: n_threads is %d (must be >= 0)", fn, o->n_threads);
-    const uint32_t known = VAE_FLAG_RAW_LATENT | VAE_FLAG_SAMPLE | VAE_FLAG_DIRECT_CONV;
+    const uint32_t known = VAE_FLAG_RAW_LATENT | VAE_FLAG_SAMPLE | VAE_FLAG_DIRECT_CONV |
+                           VAE_FLAG_TILED | VAE_FLAG_CIRCULAR;
     if (o->flags & ~known)
         return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: unknown flags 0x%x", fn, o->flags & ~known);
-    if (o->reserved) return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: reserved must be 0", fn);
+    if (o->reserved || o->reserved2)
+        return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: reserved must be 0", fn);
+    int32_t f = vae_downsample_factor(m);
+    if (o->tile < 0 || o->tile % f != 0)
+        return fail(m, VAE_ERR_INVALID_ARGUMENT,
+                    "%s: tile is %d (must be 0 or a positive multiple of %d)", fn, o->tile, f);
+    return VAE_OK;
+}
+
+/* ---- Memory: untiled or tiled, decided before any work ---------------------- */
+
+static uint64_t default_budget(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || psz <= 0) return (uint64_t)4 << 30;
+    return (uint64_t)pages * (uint64_t)psz / 2;
+}
+
+typedef struct run_plan {
+    uint64_t budget, untiled, extra;
+    int tiled, circular;
+    vae_tiled_plan_t tp;   /* when tiled, or (estimate) the automatic tiling */
+} run_plan;
+
+/* dec: h x w are latent pixels, else image pixels. extra: what the API
+ * itself allocates besides the graph (the unscaled latent, the moments). */
+static int32_t decide(const vae_model *m, const vae_run_options *o, int dec, int32_t h, int32_t w,
+                      int n_threads, uint64_t extra, int for_estimate, run_plan *p, const char *fn)
+{
+    memset(p, 0, sizeof *p);
+    p->budget = o->max_memory ? o->max_memory : default_budget();
+    p->extra = extra;
+    p->circular = (o->flags & VAE_FLAG_CIRCULAR) != 0;
+    p->untiled = vae_untiled_bytes(m, dec, h, w, n_threads);
+    if (p->untiled != UINT64_MAX) p->untiled += extra;
+    p->tiled = p->circular || o->tile > 0 || (o->flags & VAE_FLAG_TILED) || p->untiled > p->budget;
+    if (!p->tiled && !for_estimate) return VAE_OK;
+    uint64_t room = p->budget > extra ? p->budget - extra : 0;
+    int32_t rc = vae_tiled_plan(m, dec, h, w, p->tiled ? room : UINT64_MAX, o->tile, p->circular,
+                                n_threads, &p->tp);
+    if (rc == VAE_ERR_NO_MEMORY) return fail(m, rc, "%s: out of memory planning the tiles", fn);
+    if (rc != VAE_OK) return fail(m, rc, "%s: the network has too many layers to tile", fn);
+    if (p->tiled && !p->tp.fits && !for_estimate) {
+        uint64_t need = p->tp.min_bytes + extra;
+        return fail(m, VAE_ERR_NO_MEMORY,
+                    "%s: max_memory is %llu bytes; this %s needs at least %llu (%.0f MiB)%s", fn,
+                    (unsigned long long)p->budget, dec ? "decode" : "encode",
+                    (unsigned long long)need, (double)need / 1048576.0,
+                    o->tile > 0 ? " with this tile side" : "");
+    }
     return VAE_OK;
 }
 
@@ -353,17 +404,28 @@ static int32_t encode_common(const vae_model *m, const float *image, int32_t n, 
     if ((rc = vae_ctx_init(&ctx, resolve_threads(o.n_threads ? o.n_threads : m->n_threads), &e)) != VAE_OK)
         return report(m, &e);
     ctx.winograd = !(o.flags & VAE_FLAG_DIRECT_CONV);
+    run_plan plan;
+    if ((rc = decide(m, &o, 0, h, w, ctx.n_threads,
+                     want_moments ? 0 : (uint64_t)2 * (uint64_t)C * lhw * sizeof(float), 0, &plan,
+                     fn)) != VAE_OK) {
+        vae_ctx_free(&ctx);
+        return rc;
+    }
     if (!want_moments && !(mom = vae_alloc_floats((uint64_t)2 * (uint64_t)C * lhw))) {
         rc = vae_fail(&e, VAE_ERR_NO_MEMORY, "%s: out of memory", fn);
         goto out;
     }
     if (o.progress &&
-        (rc = progress_begin(&ctx, &o, VAE_STAGE_ENCODE, n * vae_graph_cost(m, 0, h, w), &e)) !=
+        (rc = progress_begin(&ctx, &o, VAE_STAGE_ENCODE,
+                             n * (plan.tiled ? plan.tp.cost : vae_graph_cost(m, 0, h, w)), &e)) !=
             VAE_OK)
         goto out;
     for (int32_t i = 0; i < n; i++) {
         float *dst = want_moments ? out + (size_t)i * 2 * (size_t)C * lhw : mom;
-        if ((rc = vae_run_encoder(m, &ctx, image + (size_t)i * img, h, w, dst, &e)) != VAE_OK) goto out;
+        rc = plan.tiled ? vae_run_tiled(m, &ctx, 0, image + (size_t)i * img, h, w, dst, &plan.tp,
+                                        plan.circular, &e)
+                        : vae_run_encoder(m, &ctx, image + (size_t)i * img, h, w, dst, &e);
+        if (rc != VAE_OK) goto out;
         if (want_moments) continue;
         float *lat = out + (size_t)i * (size_t)C * lhw;
         uint64_t seed = o.seed ^ (0xA0761D6478BD642Full * (uint64_t)(i + 1));
@@ -427,19 +489,28 @@ int32_t vae_decode(const vae_model *m, const float *latent, int32_t n, int32_t l
     if ((rc = vae_ctx_init(&ctx, resolve_threads(o.n_threads ? o.n_threads : m->n_threads), &e)) != VAE_OK)
         return report(m, &e);
     ctx.winograd = !(o.flags & VAE_FLAG_DIRECT_CONV);
+    run_plan plan;
+    if ((rc = decide(m, &o, 1, lh, lw, ctx.n_threads, lsz * sizeof(float), 0, &plan, fn)) != VAE_OK) {
+        vae_ctx_free(&ctx);
+        return rc;
+    }
     if (!(z = vae_alloc_floats(lsz))) {
         rc = vae_fail(&e, VAE_ERR_NO_MEMORY, "%s: out of memory", fn);
         goto out;
     }
     if (o.progress &&
-        (rc = progress_begin(&ctx, &o, VAE_STAGE_DECODE, n * vae_graph_cost(m, 1, lh, lw), &e)) !=
+        (rc = progress_begin(&ctx, &o, VAE_STAGE_DECODE,
+                             n * (plan.tiled ? plan.tp.cost : vae_graph_cost(m, 1, lh, lw)), &e)) !=
             VAE_OK)
         goto out;
     for (int32_t i = 0; i < n; i++) {
         const float *src = latent + (size_t)i * lsz;
         for (size_t k = 0; k < lsz; k++)
             z[k] = (o.flags & VAE_FLAG_RAW_LATENT) ? src[k] : src[k] / m->arch.scale + m->arch.shift;
-        if ((rc = vae_run_decoder(m, &ctx, z, lh, lw, image + (size_t)i * isz, &e)) != VAE_OK) goto out;
+        float *dst = image + (size_t)i * isz;
+        rc = plan.tiled ? vae_run_tiled(m, &ctx, 1, z, lh, lw, dst, &plan.tp, plan.circular, &e)
+                        : vae_run_decoder(m, &ctx, z, lh, lw, dst, &e);
+        if (rc != VAE_OK) goto out;
     }
     progress_end(&o, VAE_STAGE_DECODE);
 out:
@@ -555,6 +626,44 @@ const vae_api *vae_get_api(uint32_t abi_major)
 int32_t vae_estimate_memory(const vae_model *m, int32_t stage, int32_t h, int32_t w,
                             const vae_run_options *opts, vae_memory_estimate *est)
 {
-    (void)stage; (void)h; (void)w; (void)opts; (void)est;
-    return fail(m, VAE_ERR_UNSUPPORTED, "vae_estimate_memory: not yet");
+    const char *fn = "vae_estimate_memory";
+    if (!m || !est)
+        return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, !m ? "model" : "est");
+    uint32_t sz = est->size;
+    if (sz < sizeof(uint32_t))
+        return fail(m, VAE_ERR_INVALID_ARGUMENT,
+                    "%s: est->size is %u: set it to sizeof(vae_memory_estimate)", fn, sz);
+    if (stage != VAE_STAGE_ENCODE && stage != VAE_STAGE_DECODE)
+        return fail(m, VAE_ERR_INVALID_ARGUMENT, "%s: stage is %d (VAE_STAGE_ENCODE or _DECODE)", fn,
+                    stage);
+    int dec = stage == VAE_STAGE_DECODE;
+    if (dec ? !m->arch.has_decoder : !m->arch.has_encoder)
+        return fail(m, VAE_ERR_UNSUPPORTED, "%s: %s has no %s weights", fn, m->path,
+                    dec ? "decoder" : "encoder");
+    vae_run_options o;
+    int32_t rc = get_run_opts(m, opts, &o, fn);
+    if (rc != VAE_OK) return rc;
+    int32_t f = vae_downsample_factor(m), C = m->arch.latent_channels;
+    uint64_t img;
+    if ((rc = check_dims(m, fn, 1, h, w, f, 3, &img)) != VAE_OK) return rc;
+    uint64_t lat = (uint64_t)C * (uint64_t)(h / f) * (uint64_t)(w / f);
+    run_plan p;
+    int nt = resolve_threads(o.n_threads ? o.n_threads : m->n_threads);
+    if ((rc = decide(m, &o, dec, dec ? h / f : h, dec ? w / f : w, nt,
+                     (dec ? lat : 2 * lat) * sizeof(float), 1, &p, fn)) != VAE_OK)
+        return rc;
+    vae_memory_estimate full;
+    memset(&full, 0, sizeof full);
+    full.size = sz < sizeof full ? sz : (uint32_t)sizeof full;
+    full.tiled = p.tiled;
+    full.tile = p.tiled ? p.tp.tile : 0;
+    full.fits = p.tiled ? p.tp.fits : 1;
+    full.budget_bytes = p.budget;
+    full.untiled_bytes = p.untiled;
+    full.tiled_bytes = (p.tp.fits ? p.tp.bytes : p.tp.min_bytes) + p.extra;
+    full.weights_bytes = (uint64_t)m->n_params * sizeof(float);
+    full.io_bytes = (img + lat) * sizeof(float);
+    full.work_ratio = p.tiled && p.tp.base_cost > 0 ? p.tp.cost / p.tp.base_cost : 1.0;
+    memcpy(est, &full, full.size);
+    return VAE_OK;
 }

@@ -115,7 +115,7 @@ static uint64_t umax(uint64_t x, uint64_t y) { return x > y ? x : y; }
 
 /* Floats of the largest activation of an encode of h x w (image pixels) or
  * a decode of h x w (latent pixels). 0 on overflow. */
-static uint64_t largest_activation(const vae_arch *a, int dec, int32_t h, int32_t w)
+uint64_t vae_largest_activation(const vae_arch *a, int dec, int32_t h, int32_t w)
 {
     uint64_t best = 0;
     int32_t L = a->levels;
@@ -161,7 +161,7 @@ int32_t vae_run_encoder(const vae_model *m, vae_ctx *ctx, const float *x, int32_
     bufs bf = {0};
     int32_t rc = VAE_OK;
     if (!ctx->progress_count_only &&
-        (rc = alloc_bufs(&bf, largest_activation(a, 0, h, w), err)) != VAE_OK)
+        (rc = alloc_bufs(&bf, vae_largest_activation(a, 0, h, w), err)) != VAE_OK)
         goto out;
     if ((rc = conv(ctx, &e->conv_in, VAE_CONV_SAME, x, h, w, bf.a, 0, err)) != VAE_OK) goto out;
     for (int32_t l = 0; l < a->levels; l++) {
@@ -198,7 +198,7 @@ int32_t vae_run_decoder(const vae_model *m, vae_ctx *ctx, const float *z, int32_
     bufs bf = {0};
     int32_t rc = VAE_OK;
     if (!ctx->progress_count_only &&
-        (rc = alloc_bufs(&bf, largest_activation(a, 1, h, w), err)) != VAE_OK)
+        (rc = alloc_bufs(&bf, vae_largest_activation(a, 1, h, w), err)) != VAE_OK)
         goto out;
     const float *zin = z;
     if (a->use_post_quant_conv) {

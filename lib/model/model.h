@@ -123,6 +123,29 @@ VAE_HIDDEN int32_t vae_run_encoder(const struct vae_model *m, vae_ctx *ctx, cons
 VAE_HIDDEN int32_t vae_run_decoder(const struct vae_model *m, vae_ctx *ctx, const float *z,
                                    int32_t h, int32_t w, float *img, vae_error *err);
 
+/* Tiled execution (tiled.c): a plan of checkpoints and a tile side that fits
+ * a memory budget, and its run. */
+#define VAE_MAX_UNITS 256
+typedef struct vae_tiled_plan_t {
+    int fits;                 /* 0: no plan within the budget */
+    int32_t tile;             /* image pixels */
+    int n_ckpt;               /* segments; ckpt[0..n_ckpt] are stored points */
+    int ckpt[VAE_MAX_UNITS + 1];
+    double cost, base_cost;   /* multiply-adds: this plan, untiled */
+    uint64_t bytes;           /* its peak working memory */
+    uint64_t min_bytes;       /* the least any plan needs (with force_tile, with that tile) */
+} vae_tiled_plan_t;
+VAE_HIDDEN int32_t vae_tiled_plan(const struct vae_model *m, int dec, int32_t h, int32_t w,
+                                  uint64_t budget, int32_t force_tile, int circular,
+                                  int n_threads, vae_tiled_plan_t *plan);
+VAE_HIDDEN int32_t vae_run_tiled(const struct vae_model *m, vae_ctx *ctx, int dec, const float *in,
+                                 int32_t h, int32_t w, float *out, const vae_tiled_plan_t *plan,
+                                 int circular, vae_error *err);
+VAE_HIDDEN uint64_t vae_untiled_bytes(const struct vae_model *m, int dec, int32_t h, int32_t w,
+                                     int n_threads);
+/* Floats of the largest activation of an untiled pass (autoencoder.c). */
+VAE_HIDDEN uint64_t vae_largest_activation(const vae_arch *a, int dec, int32_t h, int32_t w);
+
 /* Progress: the cost (nominal multiply-adds) of one image through the encoder
  * (dec = 0, h x w image pixels) or the decoder (dec = 1, latent pixels), the
  * unit of ctx->progress_done and progress_total. */

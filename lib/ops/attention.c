@@ -16,8 +16,9 @@ typedef struct att_job {
     const float *qt;   /* N x C, pre-scaled by 1/sqrt(C) */
     const float *kp;   /* K (C x N), packed by vae_pack_b_all */
     const float *vp;   /* V^T (N x C), packed by vae_pack_b_all */
-    float *out;        /* C x N */
-    size_t n, c;
+    float *out;        /* C x nq, row stride ldo */
+    size_t n, c;       /* keys, channels */
+    size_t nq, ldo;    /* queries of this run (rows of qt), out's row stride */
     float **s, **pk, **o; /* per thread: scores, packed P, block output */
 } att_job;
 
@@ -27,7 +28,7 @@ static void att_item(void *arg, size_t item, int thread)
 {
     att_job *j = arg;
     const vae_kernel_table *kt = j->ctx->kt;
-    size_t i0 = item * ATT_BQ, bq = min_sz(ATT_BQ, j->n - i0), n = j->n, c = j->c;
+    size_t i0 = item * ATT_BQ, bq = min_sz(ATT_BQ, j->nq - i0), n = j->n, c = j->c;
     float *s = j->s[thread], *o = j->o[thread], *bbuf = j->ctx->scratch[thread];
     vae_packed a;
 
@@ -40,7 +41,7 @@ static void att_item(void *arg, size_t item, int thread)
     vae_packed_fill(&a, bq, n, kt->gemm_mr, s, j->pk[thread]);
     vae_gemm_prepacked(kt, &a, j->vp, c, o, c, 0);
     for (size_t i = 0; i < bq; i++)
-        for (size_t ch = 0; ch < c; ch++) j->out[ch * n + i0 + i] = o[i * c + ch];
+        for (size_t ch = 0; ch < c; ch++) j->out[ch * j->ldo + i0 + i] = o[i * c + ch];
 }
 
 static void transpose(const float *src, size_t rows, size_t cols, float *dst, float scale)
@@ -92,7 +93,7 @@ int32_t vae_attention(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float ep
     }
     vae_pack_b_all(ctx->kt, c, n, kbuf, n, kp);
     vae_pack_b_all(ctx->kt, n, c, vt, c, vp);
-    att_job j = {ctx, qt, kp, vp, t1, n, c, s, pk, o};
+    att_job j = {ctx, qt, kp, vp, t1, n, c, n, n, s, pk, o};
     vae_pool_run(ctx->pool, (n + ATT_BQ - 1) / ATT_BQ, att_item, &j);
     vae_free_aligned(kp);
     vae_free_aligned(vp);
@@ -118,5 +119,130 @@ out:
     vae_free_aligned(kbuf);
     vae_free_aligned(qt);
     vae_free_aligned(vt);
+    return rc;
+}
+
+/* ---- The lean form: x, K and V^T only -------------------------------------
+ *
+ * The form above holds seven C x N tensors besides x; at 4096^2 pixels (N =
+ * 512^2 latent positions, C = 512) each is 512 MiB. This one keeps only the
+ * packed K and V^T: the normalised input, Q, the attention output and its
+ * projection exist for one chunk of positions at a time. Same arithmetic,
+ * grouped differently (the residual add rounds once more). */
+
+#define LEAN_CHUNK 768 /* positions per chunk: a multiple of ATT_BQ, VAE_GEMM_KC and every NR */
+
+/* dst (c x cnt) = GroupNorm of columns p0 .. p0+cnt of x (c x n) with the
+ * given statistics. */
+static void norm_columns(const vae_kernel_table *kt, const vae_norm *nm, int32_t groups,
+                         const double *mean, const double *rstd, const float *x, size_t n,
+                         size_t p0, size_t cnt, float *dst)
+{
+    size_t c = (size_t)nm->c, cpg = c / (size_t)groups;
+    for (size_t ch = 0; ch < c; ch++) {
+        size_t g = ch / cpg;
+        float a = (float)(rstd[g] * nm->gamma[ch]);
+        kt->norm_silu(cnt, x + ch * n + p0, dst + ch * cnt, (float)mean[g], a, nm->beta[ch], 0);
+    }
+}
+
+uint64_t vae_attention_lean_floats(int32_t c, uint64_t n, int n_threads, size_t nr)
+{
+    uint64_t npad = (n + nr - 1) / nr * nr, cpad = ((uint64_t)c + nr - 1) / nr * nr;
+    uint64_t chunk = 5 * (uint64_t)c * LEAN_CHUNK;
+    uint64_t per_thread = (uint64_t)ATT_BQ * n * 2 + (uint64_t)ATT_BQ * cpad * 2;
+    return (uint64_t)c * npad + n * cpad + chunk + (uint64_t)n_threads * per_thread;
+}
+
+int32_t vae_attention_lean(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float eps,
+                           const vae_conv *q, const vae_conv *k, const vae_conv *v,
+                           const vae_conv *proj, float *x, int32_t h, int32_t w, vae_error *err)
+{
+    const vae_kernel_table *kt = ctx->kt;
+    size_t c = (size_t)nm->c, n = (size_t)h * (size_t)w, cpg = c / (size_t)groups;
+    const size_t NR = kt->gemm_nr;
+    size_t npad = (n + NR - 1) / NR * NR, cpad = (c + NR - 1) / NR * NR;
+    int nt = ctx->n_threads;
+    int32_t rc = VAE_OK;
+    vae_profile *prof = ctx->prof;
+    double t0 = prof ? vae_now() : 0;
+    double *mean = vae_calloc_n((size_t)groups * 2, sizeof *mean), *rstd = mean + groups;
+    float *kp = vae_alloc_floats((uint64_t)c * npad), *vp = vae_alloc_floats((uint64_t)n * cpad);
+    float *xn = vae_alloc_floats((uint64_t)c * LEAN_CHUNK), *t1 = vae_alloc_floats((uint64_t)c * LEAN_CHUNK);
+    float *qt = vae_alloc_floats((uint64_t)c * LEAN_CHUNK), *vt = vae_alloc_floats((uint64_t)c * LEAN_CHUNK);
+    float *ao = vae_alloc_floats((uint64_t)c * LEAN_CHUNK);
+    float **s = vae_calloc_n((size_t)nt, sizeof *s), **pk = vae_calloc_n((size_t)nt, sizeof *pk),
+          **o = vae_calloc_n((size_t)nt, sizeof *o);
+    if (!mean || !kp || !vp || !xn || !t1 || !qt || !vt || !ao || !s || !pk || !o) goto oom;
+    uint64_t pkn = vae_packed_floats(ATT_BQ, n > c ? n : c, kt->gemm_mr);
+    for (int i = 0; i < nt; i++) {
+        s[i] = vae_alloc_floats((uint64_t)ATT_BQ * n);
+        pk[i] = vae_alloc_floats(pkn);
+        o[i] = vae_alloc_floats((uint64_t)ATT_BQ * c);
+        if (!s[i] || !pk[i] || !o[i]) goto oom;
+    }
+    ctx->prof = NULL;
+    /* the statistics of the whole input (groups are contiguous in CHW) */
+    for (int32_t g = 0; g < groups; g++) {
+        size_t cnt = cpg * n;
+        const float *xg = x + (size_t)g * cnt;
+        mean[g] = kt->sum(cnt, xg) / (double)cnt;
+        rstd[g] = 1.0 / sqrt(kt->sqdev(cnt, xg, mean[g]) / (double)cnt + (double)eps);
+    }
+    /* K and V^T, chunk by chunk, packed as vae_pack_b_all would */
+    for (size_t p0 = 0; p0 < n; p0 += LEAN_CHUNK) {
+        size_t cnt = min_sz(LEAN_CHUNK, n - p0);
+        norm_columns(kt, nm, groups, mean, rstd, x, n, p0, cnt, xn);
+        if ((rc = vae_conv2d(ctx, k, VAE_CONV_SAME, xn, 1, (int32_t)cnt, t1, 0, err)) != VAE_OK)
+            goto out;
+        for (size_t k0 = 0; k0 < c; k0 += VAE_GEMM_KC) {
+            size_t kc = min_sz(VAE_GEMM_KC, c - k0);
+            vae_pack_b(NR, kc, cnt, t1 + k0 * cnt, cnt, kp + k0 * npad + (p0 / NR) * kc * NR);
+        }
+        if ((rc = vae_conv2d(ctx, v, VAE_CONV_SAME, xn, 1, (int32_t)cnt, t1, 0, err)) != VAE_OK)
+            goto out;
+        transpose(t1, c, cnt, vt, 1.0f);
+        vae_pack_b_all(kt, cnt, c, vt, c, vp + p0 * cpad);
+    }
+    /* queries, chunk by chunk: Q, attention, projection, residual */
+    for (size_t p0 = 0; p0 < n; p0 += LEAN_CHUNK) {
+        size_t cnt = min_sz(LEAN_CHUNK, n - p0);
+        norm_columns(kt, nm, groups, mean, rstd, x, n, p0, cnt, xn);
+        if ((rc = vae_conv2d(ctx, q, VAE_CONV_SAME, xn, 1, (int32_t)cnt, t1, 0, err)) != VAE_OK)
+            goto out;
+        transpose(t1, c, cnt, qt, (float)(1.0 / sqrt((double)c)));
+        att_job j = {ctx, qt, kp, vp, ao, n, c, cnt, cnt, s, pk, o};
+        vae_pool_run(ctx->pool, (cnt + ATT_BQ - 1) / ATT_BQ, att_item, &j);
+        if ((rc = vae_conv2d(ctx, proj, VAE_CONV_SAME, ao, 1, (int32_t)cnt, t1, 0, err)) != VAE_OK)
+            goto out;
+        for (size_t ch = 0; ch < c; ch++) {
+            float *xr = x + ch * n + p0;
+            const float *yr = t1 + ch * cnt;
+            for (size_t i = 0; i < cnt; i++) xr[i] += yr[i];
+        }
+    }
+    ctx->prof = prof;
+    vae_prof_add(ctx, VAE_PROF_ATTN, t0, 8.0 * (double)c * c * n + 4.0 * (double)n * n * c);
+    goto out;
+oom:
+    rc = vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory in attention over %zu positions", n);
+out:
+    ctx->prof = prof;
+    for (int i = 0; i < nt; i++) {
+        if (s) vae_free_aligned(s[i]);
+        if (pk) vae_free_aligned(pk[i]);
+        if (o) vae_free_aligned(o[i]);
+    }
+    free(s);
+    free(pk);
+    free(o);
+    free(mean);
+    vae_free_aligned(kp);
+    vae_free_aligned(vp);
+    vae_free_aligned(xn);
+    vae_free_aligned(t1);
+    vae_free_aligned(qt);
+    vae_free_aligned(vt);
+    vae_free_aligned(ao);
     return rc;
 }

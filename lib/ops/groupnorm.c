@@ -44,3 +44,91 @@ void vae_groupnorm(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float eps, 
     vae_pool_run(ctx->pool, (size_t)groups, gn_item, &j);
     vae_prof_add(ctx, VAE_PROF_NORM, t0, 0);
 }
+
+/* ---- In pieces (tiled execution) ------------------------------------------ */
+
+typedef struct gn_acc_job {
+    const vae_kernel_table *kt;
+    int32_t cpg;
+    const float *in;
+    int32_t w;
+    size_t hw;
+    int32_t y0, y1, x0, x1;
+    double *acc;
+} gn_acc_job;
+
+/* One group over the rectangle: its own mean, then M2 about it, then the
+ * merge into the running (count, mean, M2). */
+static void gn_acc_item(void *arg, size_t g, int thread)
+{
+    (void)thread;
+    gn_acc_job *j = arg;
+    const vae_kernel_table *kt = j->kt;
+    size_t run = (size_t)(j->x1 - j->x0);
+    double nb = (double)j->cpg * (double)(j->y1 - j->y0) * (double)run, sum = 0, m2 = 0;
+    if (nb <= 0) return;
+    for (int32_t c = 0; c < j->cpg; c++) {
+        const float *pl = j->in + (g * (size_t)j->cpg + (size_t)c) * j->hw;
+        for (int32_t y = j->y0; y < j->y1; y++) sum += kt->sum(run, pl + (size_t)y * (size_t)j->w + (size_t)j->x0);
+    }
+    double mb = sum / nb;
+    for (int32_t c = 0; c < j->cpg; c++) {
+        const float *pl = j->in + (g * (size_t)j->cpg + (size_t)c) * j->hw;
+        for (int32_t y = j->y0; y < j->y1; y++)
+            m2 += kt->sqdev(run, pl + (size_t)y * (size_t)j->w + (size_t)j->x0, mb);
+    }
+    double *a = j->acc + 3 * g, na = a[0], n = na + nb, d = mb - a[1];
+    a[1] += d * nb / n;
+    a[2] += m2 + d * d * na * nb / n;
+    a[0] = n;
+}
+
+void vae_groupnorm_accumulate(vae_ctx *ctx, int32_t c, int32_t groups, const float *in, int32_t h,
+                              int32_t w, int32_t y0, int32_t y1, int32_t x0, int32_t x1, double *acc)
+{
+    gn_acc_job j = {ctx->kt, c / groups, in, w, (size_t)h * (size_t)w, y0, y1, x0, x1, acc};
+    double t0 = ctx->prof ? vae_now() : 0;
+    vae_pool_run(ctx->pool, (size_t)groups, gn_acc_item, &j);
+    vae_prof_add(ctx, VAE_PROF_NORM, t0, 0);
+}
+
+void vae_groupnorm_finish(const double *acc, int32_t groups, float eps, double *mean, double *rstd)
+{
+    for (int32_t g = 0; g < groups; g++) {
+        const double *a = acc + 3 * g;
+        mean[g] = a[1];
+        rstd[g] = 1.0 / sqrt(a[2] / a[0] + (double)eps);
+    }
+}
+
+typedef struct gn_apply_job {
+    const vae_kernel_table *kt;
+    const vae_norm *nm;
+    int32_t cpg;
+    const double *mean, *rstd;
+    const float *in;
+    float *out;
+    size_t hw;
+    int silu;
+} gn_apply_job;
+
+static void gn_apply_item(void *arg, size_t ch, int thread)
+{
+    (void)thread;
+    gn_apply_job *j = arg;
+    size_t g = ch / (size_t)j->cpg;
+    float a = (float)(j->rstd[g] * j->nm->gamma[ch]);
+    j->kt->norm_silu(j->hw, j->in + ch * j->hw, j->out + ch * j->hw, (float)j->mean[g], a,
+                     j->nm->beta[ch], j->silu);
+}
+
+void vae_groupnorm_apply(vae_ctx *ctx, const vae_norm *nm, int32_t groups, const double *mean,
+                         const double *rstd, const float *in, int32_t h, int32_t w, float *out,
+                         int silu)
+{
+    gn_apply_job j = {ctx->kt, nm, nm->c / groups, mean, rstd, in, out,
+                      (size_t)h * (size_t)w, silu};
+    double t0 = ctx->prof ? vae_now() : 0;
+    vae_pool_run(ctx->pool, (size_t)nm->c, gn_apply_item, &j);
+    vae_prof_add(ctx, VAE_PROF_NORM, t0, 0);
+}

@@ -143,6 +143,29 @@ VAE_HIDDEN int32_t vae_attention(vae_ctx *ctx, const vae_norm *nm, int32_t group
                                  const vae_conv *proj, float *x, int32_t h, int32_t w,
                                  vae_error *err);
 
+/* The same in about 3 C x N tensors (x, packed K, packed V^T) instead of 8:
+ * the tiled executor's form (model/tiled.c). _floats gives its working
+ * memory besides x, in floats. */
+VAE_HIDDEN int32_t vae_attention_lean(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float eps,
+                                      const vae_conv *q, const vae_conv *k, const vae_conv *v,
+                                      const vae_conv *proj, float *x, int32_t h, int32_t w,
+                                      vae_error *err);
+VAE_HIDDEN uint64_t vae_attention_lean_floats(int32_t c, uint64_t n, int n_threads, size_t nr);
+
+/* GroupNorm in pieces, for tiled execution: statistics gathered tile by tile
+ * (acc holds count, mean, M2 per group, merged with Chan's update so the
+ * result does not depend on the tiling beyond rounding), then applied with
+ * the whole image's mean and 1/std. */
+VAE_HIDDEN void vae_groupnorm_accumulate(vae_ctx *ctx, int32_t c, int32_t groups, const float *in,
+                                         int32_t h, int32_t w, int32_t y0, int32_t y1, int32_t x0,
+                                         int32_t x1, double *acc);
+/* acc (3 x groups) -> mean (groups), rstd (groups) */
+VAE_HIDDEN void vae_groupnorm_finish(const double *acc, int32_t groups, float eps, double *mean,
+                                     double *rstd);
+VAE_HIDDEN void vae_groupnorm_apply(vae_ctx *ctx, const vae_norm *nm, int32_t groups,
+                                    const double *mean, const double *rstd, const float *in,
+                                    int32_t h, int32_t w, float *out, int silu);
+
 /* C (m x n, ldc) (+)= A (m x k, lda) * B (k x n, ldb): a plain GEMM over the
  * same microkernels, packing both sides on the fly. */
 VAE_HIDDEN int32_t vae_gemm(vae_ctx *ctx, size_t m, size_t n, size_t k, const float *a,
