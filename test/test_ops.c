@@ -288,6 +288,47 @@ START_TEST(test_attention)
 }
 END_TEST
 
+/* The lean (x, K, V^T) and flash (running softmax, K and V recomputed per
+ * chunk of queries) forms of the tiled executor against the full one, which
+ * test_attention checks against a double reference: sizes that cut the
+ * chunks (768 positions, 6144 queries) and key blocks unevenly. */
+START_TEST(test_attention_lean_and_flash)
+{
+    static const int cases[][3] = {{32, 1, 1}, {32, 7, 13}, {64, 40, 41}, {32, 83, 85}};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        int c = cases[t][0], h = cases[t][1], w = cases[t][2];
+        size_t cn = (size_t)c * (size_t)h * (size_t)w;
+        vae_conv q, k, v, p;
+        float *wq, *wk, *wv, *wp;
+        make_conv(&q, c, c, 1, &wq);
+        make_conv(&k, c, c, 1, &wk);
+        make_conv(&v, c, c, 1, &wv);
+        make_conv(&p, c, c, 1, &wp);
+        vae_norm nm = {c, rand_buf((size_t)c), rand_buf((size_t)c)};
+        float *x = rand_buf(cn);
+        /* sharper scores than random weights give, so the running max moves */
+        for (size_t i = 0; i < cn; i++) x[i] *= 1.0f + 3.0f * (float)(i % 7);
+        float *full = malloc(cn * sizeof(float)), *lean = malloc(cn * sizeof(float)),
+              *flash = malloc(cn * sizeof(float));
+        memcpy(full, x, cn * sizeof(float));
+        memcpy(lean, x, cn * sizeof(float));
+        vae_ctx ctx;
+        vae_error err;
+        ck_assert_int_eq(vae_ctx_init(&ctx, 2, &err), VAE_OK);
+        ck_assert_int_eq(vae_attention(&ctx, &nm, 32, 1e-6f, &q, &k, &v, &p, full, h, w, &err), VAE_OK);
+        ck_assert_int_eq(vae_attention_lean(&ctx, &nm, 32, 1e-6f, &q, &k, &v, &p, lean, h, w, &err), VAE_OK);
+        ck_assert_int_eq(vae_attention_flash(&ctx, &nm, 32, 1e-6f, &q, &k, &v, &p, x, flash, h, w, &err),
+                         VAE_OK);
+        double el = tu_rel_err(lean, full, cn), ef = tu_rel_err(flash, full, cn);
+        ck_assert_msg(el < 1e-5, "lean attention c=%d %dx%d: %g", c, h, w, el);
+        ck_assert_msg(ef < 1e-5, "flash attention c=%d %dx%d: %g", c, h, w, ef);
+        vae_ctx_free(&ctx);
+        free_conv(&q, wq); free_conv(&k, wk); free_conv(&v, wv); free_conv(&p, wp);
+        free(nm.gamma); free(nm.beta); free(x); free(full); free(lean); free(flash);
+    }
+}
+END_TEST
+
 /* The generic GEMM over several blocks in every dimension, with an lda
  * that is not k. */
 START_TEST(test_gemm)
@@ -416,6 +457,7 @@ int main(void)
     tcase_add_test(tc, test_groupnorm_kernels);
     tcase_add_test(tc, test_winograd_kernels);
     tcase_add_test(tc, test_attention);
+    tcase_add_test(tc, test_attention_lean_and_flash);
     tcase_add_test(tc, test_gemm);
     tcase_add_test(tc, test_pool_covers_every_item_once);
     suite_add_tcase(s, tc);

@@ -131,6 +131,7 @@ typedef struct vae_tiled_plan_t {
     int32_t tile;             /* image pixels */
     int n_ckpt;               /* segments; ckpt[0..n_ckpt] are stored points */
     int ckpt[VAE_MAX_UNITS + 1];
+    unsigned char flash[VAE_MAX_UNITS + 1]; /* by segment start: attention in flash form */
     double cost, base_cost;   /* multiply-adds: this plan, untiled */
     uint64_t bytes;           /* its peak working memory */
     uint64_t min_bytes;       /* the least any plan needs (with force_tile, with that tile) */

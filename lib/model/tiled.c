@@ -23,6 +23,7 @@
  * lean form (x, K and V^T only). */
 #include "model/model.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,6 +174,7 @@ typedef struct runner {
     const graph *g;
     int circular;
     int dry;              /* count cost and memory, compute nothing */
+    int flash;            /* the attention in its flash form (out of place) */
     int a;                /* the segment's stored source: point a ... */
     const float *src;     /* ... held whole here */
     double *stats;        /* per unit, 2 norms x (mean, rstd) x groups */
@@ -521,10 +523,13 @@ static int32_t run_segment(runner *R, int a, int b, const float *src, float *dst
             return VAE_OK;
         }
         const vae_attn *at = g->u[a].at;
-        /* in place: dst holds a copy of src or is src */
-        if ((rc = vae_attention_lean(R->ctx, &at->norm, ar->groups, ar->eps, &at->q, &at->k, &at->v,
-                                     &at->proj, dst, p.h, p.w, R->err)) != VAE_OK)
-            return rc;
+        if (R->flash)
+            rc = vae_attention_flash(R->ctx, &at->norm, ar->groups, ar->eps, &at->q, &at->k, &at->v,
+                                     &at->proj, src, dst, p.h, p.w, R->err);
+        else /* in place: dst holds a copy of src or is src */
+            rc = vae_attention_lean(R->ctx, &at->norm, ar->groups, ar->eps, &at->q, &at->k, &at->v,
+                                    &at->proj, dst, p.h, p.w, R->err);
+        if (rc != VAE_OK) return rc;
         return done(R, macs);
     }
     for (int k = a; k < b; k++) {
@@ -542,6 +547,9 @@ static int32_t run_segment(runner *R, int a, int b, const float *src, float *dst
 typedef struct seg_info {
     double cost;
     uint64_t bytes;   /* working memory besides the two stored points */
+    /* attention only: the flash form's */
+    double flash_cost;
+    uint64_t flash_bytes;
 } seg_info;
 
 static uint64_t point_bytes(const graph *g, int k)
@@ -577,13 +585,18 @@ static seg_info segment_info(const vae_model *m, const graph *g, int a, int b, i
     R.ctx = &ctx;
     R.dry = 1;
     R.circular = circular;
-    seg_info s = {0, 0};
+    seg_info s = {0, 0, 0, 0};
     if (g->u[a].kind == U_ATTN) {
         point p = g->p[a];
+        double np = (double)p.h * p.w, chunks = ceil(np / (48.0 * 128));
         (void)run_segment(&R, a, b, NULL, NULL, T);
         s.cost = R.cost;
         s.bytes = vae_attention_lean_floats(p.c, (uint64_t)p.h * (uint64_t)p.w, n_threads, 64) *
                   sizeof(float);
+        /* K and V again for every chunk of queries */
+        s.flash_cost = R.cost + chunks * np * 2.0 * p.c * p.c;
+        s.flash_bytes = vae_attention_flash_floats(p.c, n_threads, 64) * sizeof(float) +
+                        point_bytes(g, b);
         return s;
     }
     (void)run_segment(&R, a, b, NULL, NULL, T);
@@ -620,6 +633,8 @@ int32_t vae_tiled_plan(const vae_model *m, int dec, int32_t h, int32_t w, uint64
         free(g); free(best); free(from); free(peak);
         return VAE_ERR_NO_MEMORY;
     }
+    unsigned char use_flash[VAE_MAX_UNITS + 1];
+    memset(use_flash, 0, sizeof use_flash);
     plan->min_bytes = UINT64_MAX;
     for (int ci = 0; ci < nc; ci++) {
         int32_t T = cands[ci];
@@ -635,11 +650,21 @@ int32_t vae_tiled_plan(const vae_model *m, int dec, int32_t h, int32_t w, uint64
             best[b] = -1;
             mp[b] = UINT64_MAX;
             for (int a = b - 1; a >= 0; a--) {
-                if (best[a] < 0 && a > 0) continue;
+                if (a > 0 && best[a] < 0 && mp[a] == UINT64_MAX) continue;
                 int has_attn = 0;
                 for (int k = a; k < b; k++) has_attn |= g->u[k].kind == U_ATTN;
                 if (has_attn && !(b == a + 1)) break;
                 seg_info s = segment_info(m, g, a, b, T, circular, n_threads);
+                int flash = 0;
+                if (has_attn) {
+                    /* the lean form when it fits, else the flash form */
+                    uint64_t lean = (a > 0 ? point_bytes(g, a) : point_bytes(g, b)) + s.bytes + scratch;
+                    if (lean > budget) {
+                        flash = 1;
+                        s.cost = s.flash_cost;
+                        s.bytes = s.flash_bytes;
+                    }
+                }
                 /* the two ends are stored, but not the caller's input
                  * (point 0) nor output (point n); attention works in place */
                 uint64_t pts = (a > 0 ? point_bytes(g, a) : 0) +
@@ -650,12 +675,13 @@ int32_t vae_tiled_plan(const vae_model *m, int dec, int32_t h, int32_t w, uint64
                 /* mp[b]: the least peak any choice of checkpoints reaches */
                 uint64_t mpk = a > 0 && mp[a] > bytes ? mp[a] : bytes;
                 if (mpk < mp[b]) mp[b] = mpk;
-                if (bytes > budget) continue;
+                if (bytes > budget || (a > 0 && best[a] < 0)) continue;
                 double c = (a > 0 ? best[a] : 0) + s.cost;
                 if (best[b] < 0 || c < best[b]) {
                     best[b] = c;
                     from[b] = a;
                     peak[b] = pk;
+                    use_flash[a] = (unsigned char)flash;
                 }
             }
         }
@@ -669,6 +695,7 @@ int32_t vae_tiled_plan(const vae_model *m, int dec, int32_t h, int32_t w, uint64
             int i = plan->n_ckpt;
             plan->ckpt[i] = n;
             for (int b = n; b > 0; b = from[b]) plan->ckpt[--i] = from[b];
+            memcpy(plan->flash, use_flash, sizeof plan->flash);
         }
     }
     /* the untiled arithmetic, for the ratio: each unit once over its output */
@@ -724,7 +751,8 @@ int32_t vae_run_tiled(const vae_model *m, vae_ctx *ctx, int dec, const float *in
     for (int i = 0; i < plan->n_ckpt; i++) {
         int a = plan->ckpt[i], b = plan->ckpt[i + 1];
         float *dst = out;
-        int attn = g->u[a].kind == U_ATTN;
+        int attn = g->u[a].kind == U_ATTN && !plan->flash[a];
+        R.flash = plan->flash[a];
         if (attn && owned) {
             dst = owned; /* in place */
         } else if (b < g->n || attn) {

@@ -246,3 +246,162 @@ out:
     vae_free_aligned(ao);
     return rc;
 }
+
+/* ---- The flash form: x and the output only ---------------------------------
+ *
+ * For budgets below the lean form's three C x N tensors: K and V are never
+ * stored but recomputed, block by block, for each chunk of FLASH_QC queries
+ * (under 10% more arithmetic at 512^2 latent positions), and each query's
+ * softmax runs over the key blocks with a running maximum and sum. The output
+ * goes to a second tensor: later chunks still read x for their keys. */
+
+#define FLASH_QC (ATT_BQ * 128) /* queries per chunk */
+#define FLASH_KB 768            /* keys per block: a multiple of VAE_GEMM_KC and every NR */
+
+typedef struct flash_job {
+    const vae_ctx *ctx;
+    const float *qt;   /* qc x C, scaled */
+    const float *kp;   /* K block (C x kb), packed */
+    const float *vp;   /* V^T block (kb x C), packed */
+    float *acc;        /* qc x C: running unnormalised output */
+    float *mx, *sum;   /* qc: running max and sum of e^(s - max) */
+    size_t qc, kb, c;
+    float **s, **pk;
+} flash_job;
+
+static void flash_item(void *arg, size_t item, int thread)
+{
+    flash_job *j = arg;
+    const vae_kernel_table *kt = j->ctx->kt;
+    size_t i0 = item * ATT_BQ, bq = min_sz(ATT_BQ, j->qc - i0), kb = j->kb, c = j->c;
+    float *s = j->s[thread];
+    vae_packed a;
+    vae_packed_fill(&a, bq, c, kt->gemm_mr, j->qt + i0 * c, j->pk[thread]);
+    vae_gemm_prepacked(kt, &a, j->kp, kb, s, kb, 0);
+    for (size_t i = 0; i < bq; i++) {
+        float *row = s + i * kb;
+        size_t am = 0;
+        for (size_t q = 1; q < kb; q++)
+            if (row[q] > row[am]) am = q;
+        float mb = row[am];
+        /* the row becomes e^(s - mb) / lb; at the argmax that is 1 / lb */
+        kt->softmax(kb, row);
+        double lb = 1.0 / (double)row[am];
+        float *m = j->mx + i0 + i, *l = j->sum + i0 + i;
+        float mn = *m > mb ? *m : mb;
+        double f_old = *l > 0 ? exp((double)*m - mn) : 0.0, f_blk = exp((double)mb - mn);
+        *l = (float)(*l * f_old + lb * f_blk);
+        *m = mn;
+        float pscale = (float)(lb * f_blk), oscale = (float)f_old;
+        for (size_t q = 0; q < kb; q++) row[q] *= pscale;
+        float *o = j->acc + (i0 + i) * c;
+        for (size_t ch = 0; ch < c; ch++) o[ch] *= oscale;
+    }
+    /* acc += P * V^T */
+    vae_packed_fill(&a, bq, kb, kt->gemm_mr, s, j->pk[thread]);
+    vae_gemm_prepacked(kt, &a, j->vp, c, j->acc + i0 * c, c, 1);
+}
+
+uint64_t vae_attention_flash_floats(int32_t c, int n_threads, size_t nr)
+{
+    uint64_t cpad = ((uint64_t)c + nr - 1) / nr * nr, kbpad = (FLASH_KB + nr - 1) / nr * nr;
+    uint64_t blocks = (uint64_t)c * kbpad + (uint64_t)FLASH_KB * cpad + 3 * (uint64_t)c * FLASH_KB;
+    uint64_t chunk = 3 * (uint64_t)FLASH_QC * cpad + 2 * FLASH_QC;
+    uint64_t per_thread = (uint64_t)ATT_BQ * FLASH_KB + (uint64_t)ATT_BQ * (FLASH_KB + cpad) + 64;
+    return blocks + chunk + (uint64_t)n_threads * per_thread;
+}
+
+int32_t vae_attention_flash(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float eps,
+                            const vae_conv *q, const vae_conv *k, const vae_conv *v,
+                            const vae_conv *proj, const float *x, float *out, int32_t h, int32_t w,
+                            vae_error *err)
+{
+    const vae_kernel_table *kt = ctx->kt;
+    size_t c = (size_t)nm->c, n = (size_t)h * (size_t)w, cpg = c / (size_t)groups;
+    const size_t NR = kt->gemm_nr;
+    size_t kbpad = (FLASH_KB + NR - 1) / NR * NR;
+    int nt = ctx->n_threads;
+    int32_t rc = VAE_OK;
+    vae_profile *prof = ctx->prof;
+    double t0 = prof ? vae_now() : 0;
+    size_t qcap = min_sz(FLASH_QC, n), kcap = min_sz(FLASH_KB, n), big = qcap > kcap ? qcap : kcap;
+    double *mean = vae_calloc_n((size_t)groups * 2, sizeof *mean), *rstd = mean + groups;
+    float *kp = vae_alloc_floats((uint64_t)c * kbpad);
+    float *vp = vae_alloc_floats((uint64_t)FLASH_KB * (c + NR));
+    float *xn = vae_alloc_floats((uint64_t)c * big), *t1 = vae_alloc_floats((uint64_t)c * big);
+    float *vt = vae_alloc_floats((uint64_t)c * kcap);
+    float *qt = vae_alloc_floats((uint64_t)c * qcap), *acc = vae_alloc_floats((uint64_t)c * qcap);
+    float *mx = vae_alloc_floats(qcap), *sum = vae_alloc_floats(qcap);
+    float **s = vae_calloc_n((size_t)nt, sizeof *s), **pk = vae_calloc_n((size_t)nt, sizeof *pk);
+    if (!mean || !kp || !vp || !xn || !t1 || !vt || !qt || !acc || !mx || !sum || !s || !pk) goto oom;
+    uint64_t pkn = vae_packed_floats(ATT_BQ, kcap > c ? kcap : c, kt->gemm_mr);
+    for (int i = 0; i < nt; i++) {
+        s[i] = vae_alloc_floats((uint64_t)ATT_BQ * kcap);
+        pk[i] = vae_alloc_floats(pkn);
+        if (!s[i] || !pk[i]) goto oom;
+    }
+    ctx->prof = NULL;
+    for (int32_t g = 0; g < groups; g++) {
+        size_t cnt = cpg * n;
+        const float *xg = x + (size_t)g * cnt;
+        mean[g] = kt->sum(cnt, xg) / (double)cnt;
+        rstd[g] = 1.0 / sqrt(kt->sqdev(cnt, xg, mean[g]) / (double)cnt + (double)eps);
+    }
+    for (size_t q0 = 0; q0 < n; q0 += FLASH_QC) {
+        size_t qc = min_sz(FLASH_QC, n - q0);
+        norm_columns(kt, nm, groups, mean, rstd, x, n, q0, qc, xn);
+        if ((rc = vae_conv2d(ctx, q, VAE_CONV_SAME, xn, 1, (int32_t)qc, t1, 0, err)) != VAE_OK) goto out;
+        transpose(t1, c, qc, qt, (float)(1.0 / sqrt((double)c)));
+        memset(acc, 0, qc * c * sizeof *acc);
+        for (size_t i = 0; i < qc; i++) {
+            mx[i] = -INFINITY;
+            sum[i] = 0;
+        }
+        for (size_t k0 = 0; k0 < n; k0 += FLASH_KB) {
+            size_t kb = min_sz(FLASH_KB, n - k0);
+            norm_columns(kt, nm, groups, mean, rstd, x, n, k0, kb, xn);
+            if ((rc = vae_conv2d(ctx, k, VAE_CONV_SAME, xn, 1, (int32_t)kb, t1, 0, err)) != VAE_OK) goto out;
+            vae_pack_b_all(kt, c, kb, t1, kb, kp);
+            if ((rc = vae_conv2d(ctx, v, VAE_CONV_SAME, xn, 1, (int32_t)kb, t1, 0, err)) != VAE_OK) goto out;
+            transpose(t1, c, kb, vt, 1.0f);
+            vae_pack_b_all(kt, kb, c, vt, c, vp);
+            flash_job j = {ctx, qt, kp, vp, acc, mx, sum, qc, kb, c, s, pk};
+            vae_pool_run(ctx->pool, (qc + ATT_BQ - 1) / ATT_BQ, flash_item, &j);
+        }
+        /* normalise, back to C x qc, project, add the residual */
+        for (size_t i = 0; i < qc; i++) {
+            float inv = (float)(1.0 / (double)sum[i]);
+            for (size_t ch = 0; ch < c; ch++) t1[ch * qc + i] = acc[i * c + ch] * inv;
+        }
+        if ((rc = vae_conv2d(ctx, proj, VAE_CONV_SAME, t1, 1, (int32_t)qc, xn, 0, err)) != VAE_OK) goto out;
+        for (size_t ch = 0; ch < c; ch++) {
+            const float *xr = x + ch * n + q0, *yr = xn + ch * qc;
+            float *orow = out + ch * n + q0;
+            for (size_t i = 0; i < qc; i++) orow[i] = xr[i] + yr[i];
+        }
+    }
+    ctx->prof = prof;
+    vae_prof_add(ctx, VAE_PROF_ATTN, t0, 8.0 * (double)c * c * n + 4.0 * (double)n * n * c);
+    goto out;
+oom:
+    rc = vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory in attention over %zu positions", n);
+out:
+    ctx->prof = prof;
+    for (int i = 0; i < nt; i++) {
+        if (s) vae_free_aligned(s[i]);
+        if (pk) vae_free_aligned(pk[i]);
+    }
+    free(s);
+    free(pk);
+    free(mean);
+    vae_free_aligned(kp);
+    vae_free_aligned(vp);
+    vae_free_aligned(xn);
+    vae_free_aligned(t1);
+    vae_free_aligned(vt);
+    vae_free_aligned(qt);
+    vae_free_aligned(acc);
+    vae_free_aligned(mx);
+    vae_free_aligned(sum);
+    return rc;
+}

@@ -151,6 +151,14 @@ VAE_HIDDEN int32_t vae_attention_lean(vae_ctx *ctx, const vae_norm *nm, int32_t 
                                       const vae_conv *proj, float *x, int32_t h, int32_t w,
                                       vae_error *err);
 VAE_HIDDEN uint64_t vae_attention_lean_floats(int32_t c, uint64_t n, int n_threads, size_t nr);
+/* With x and the output only (out = x + attention; they must not alias): K
+ * and V are recomputed block by block for each chunk of queries, with a
+ * running softmax. For budgets below the lean form's. */
+VAE_HIDDEN int32_t vae_attention_flash(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float eps,
+                                       const vae_conv *q, const vae_conv *k, const vae_conv *v,
+                                       const vae_conv *proj, const float *x, float *out, int32_t h,
+                                       int32_t w, vae_error *err);
+VAE_HIDDEN uint64_t vae_attention_flash_floats(int32_t c, int n_threads, size_t nr);
 
 /* GroupNorm in pieces, for tiled execution: statistics gathered tile by tile
  * (acc holds count, mean, M2 per group, merged with Chan's update so the

@@ -56,6 +56,14 @@ typedef struct options {
     const char *json;
     const char *python;
     const char *script;
+    /* memory mode (issue #4): a budget or a tile side makes the runs go
+     * through the tiled executor when needed; compare also decodes untiled
+     * (after the peak is read) for the error against it */
+    uint64_t max_memory;
+    int tile;
+    int compare;
+    int no_warmup;
+    int half_weights;
 } options;
 
 /* What a child sends back: a fixed-size record (same binary on both ends). */
@@ -74,6 +82,8 @@ typedef struct child_out {
     char isa[16];
     int64_t run_rss_kib; /* peak RSS during warm-up and runs (after the load); -1: unknown */
     uint64_t nonfinite;  /* non-finite values in the last output */
+    vae_memory_estimate est; /* memory mode: what the library planned */
+    double rel_err;      /* memory mode with compare: against untiled; -1: not run */
     int32_t n;
     double times[MAX_RUNS];
 } child_out;
@@ -468,6 +478,11 @@ static void child_run(const options *o, int work, int size, int threads, child_o
 
     vae_load_options_init(&lo, sizeof lo);
     lo.n_threads = threads;
+    /* only the half the work needs: a decode-only user loads no encoder */
+    lo.flags = work == W_ENCODE ? VAE_LOAD_NO_DECODER : VAE_LOAD_NO_ENCODER;
+    if (o->half_weights) lo.flags |= VAE_LOAD_HALF_WEIGHTS;
+    r->rel_err = -1;
+    int memory_mode = o->max_memory || o->tile || o->compare || o->no_warmup;
     double t0 = vae_now();
     int32_t rc = vae_load(o->model, &lo, &m);
     if (rc != VAE_OK) {
@@ -519,6 +534,33 @@ static void child_run(const options *o, int work, int size, int threads, child_o
                                        work == W_ENCODE ? size : lh);
     r->run_rss_kib = reset_peak_rss() == 0 ? 0 : -1;
 
+    vae_run_options ro;
+    vae_run_options_init(&ro, sizeof ro);
+    ro.flags = VAE_FLAG_RAW_LATENT;
+    ro.n_threads = threads;
+    ro.max_memory = o->max_memory;
+    ro.tile = o->tile;
+    if (memory_mode) {
+        r->est.size = sizeof r->est;
+        if ((rc = vae_estimate_memory(m, work == W_ENCODE ? VAE_STAGE_ENCODE : VAE_STAGE_DECODE, size,
+                                      size, &ro, &r->est)) != VAE_OK) {
+            child_fail(r, rc, vae_last_error(m));
+            goto out;
+        }
+        /* the untiled internal warm-up would hold what the budget forbids:
+         * warm up through the API, or not at all */
+        r->threads = threads;
+        if (!o->no_warmup) {
+            rc = work == W_ENCODE ? vae_encode(m, in, 1, size, size, out, n_out, &ro)
+                                  : vae_decode(m, in, 1, lh, lh, out, n_out, &ro);
+            if (rc != VAE_OK) {
+                child_fail(r, rc, vae_last_error(m));
+                goto out;
+            }
+        }
+        goto timed;
+    }
+
     /* warm-up: the internal path, profiled (FLOPs and the -v breakdown) */
     vae_ctx ctx;
     vae_error e = {0, ""};
@@ -538,11 +580,8 @@ static void child_run(const options *o, int work, int size, int threads, child_o
         goto out;
     }
 
+timed:
     /* the timed runs: the public API, as an application calls it */
-    vae_run_options ro;
-    vae_run_options_init(&ro, sizeof ro);
-    ro.flags = VAE_FLAG_RAW_LATENT;
-    ro.n_threads = threads;
     for (int i = 0; i < o->runs; i++) {
         t0 = vae_now();
         rc = work == W_ENCODE ? vae_encode(m, in, 1, size, size, out, n_out, &ro)
@@ -557,6 +596,34 @@ static void child_run(const options *o, int work, int size, int threads, child_o
     for (size_t i = 0; i < n_out; i++)
         if (!isfinite(out[i])) r->nonfinite++;
     if (r->run_rss_kib == 0) r->run_rss_kib = read_hwm_kib();
+    if (o->compare) {
+        /* after the peak was read: the untiled answer, for the error */
+        float *ref = malloc(n_out * sizeof *ref);
+        vae_run_options u;
+        vae_run_options_init(&u, sizeof u);
+        u.flags = VAE_FLAG_RAW_LATENT;
+        u.n_threads = threads;
+        u.max_memory = UINT64_MAX;
+        if (!ref) {
+            child_fail(r, VAE_ERR_NO_MEMORY, "out of memory for the comparison");
+            goto out;
+        }
+        rc = work == W_ENCODE ? vae_encode(m, in, 1, size, size, ref, n_out, &u)
+                              : vae_decode(m, in, 1, lh, lh, ref, n_out, &u);
+        if (rc != VAE_OK) {
+            free(ref);
+            child_fail(r, rc, vae_last_error(m));
+            goto out;
+        }
+        double num = 0, den = 0;
+        for (size_t i = 0; i < n_out; i++) {
+            double d = fabs((double)out[i] - (double)ref[i]);
+            if (d > num) num = d;
+            if (fabs((double)ref[i]) > den) den = fabs((double)ref[i]);
+        }
+        r->rel_err = den > 0 ? num / den : num;
+        free(ref);
+    }
 out:
     free(in);
     free(out);
@@ -618,6 +685,7 @@ static void run_work(const options *o, int threads, work_rec *rec)
         rec->min = min_of(rec->out.times, rec->out.n);
         rec->flops = 0;
         for (int k = 0; k < VAE_PROF_KINDS; k++) rec->flops += rec->out.prof.flops[k];
+        if (rec->flops == 0) rec->flops = rec->out.flops_analytic; /* memory mode */
     }
 }
 
@@ -851,7 +919,13 @@ static void usage(FILE *f)
             "  --peer          also time PyTorch on the same weights (test/bench/torch_bench.py)\n"
             "  --json FILE     machine-readable results\n"
             "  --python PATH   interpreter for the peer (default /usr/bin/python3)\n"
-            "  --peer-script PATH  torch_bench.py (default: found from this executable)\n");
+            "  --peer-script PATH  torch_bench.py (default: found from this executable)\n"
+            "  --max-memory SIZE   working-memory budget of each call (e.g. 900M, 2G):\n"
+            "                  tiles when the untiled run would need more\n"
+            "  --tile N        force tiling with N-pixel tiles\n"
+            "  --compare       also run untiled (after the peak RSS is read) and print the error\n"
+            "  --no-warmup     no warm-up run (slow sizes)\n"
+            "  --half-weights  load with VAE_LOAD_HALF_WEIGHTS\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -924,7 +998,8 @@ int main(int argc, char **argv)
     o.sizes[1] = 512;
     o.n_sizes = 2;
     int big = 0;
-    enum { OPT_SIZES = 256, OPT_BIG, OPT_ONLY, OPT_PEER, OPT_JSON, OPT_PYTHON, OPT_SCRIPT };
+    enum { OPT_SIZES = 256, OPT_BIG, OPT_ONLY, OPT_PEER, OPT_JSON, OPT_PYTHON, OPT_SCRIPT,
+           OPT_MAXMEM, OPT_TILE, OPT_COMPARE, OPT_NOWARM, OPT_HALF };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},   {"runs", required_argument, NULL, 'n'},
         {"threads", required_argument, NULL, 't'}, {"sizes", required_argument, NULL, OPT_SIZES},
@@ -933,6 +1008,11 @@ int main(int argc, char **argv)
         {"json", required_argument, NULL, OPT_JSON},
         {"python", required_argument, NULL, OPT_PYTHON},
         {"peer-script", required_argument, NULL, OPT_SCRIPT},
+        {"max-memory", required_argument, NULL, OPT_MAXMEM},
+        {"tile", required_argument, NULL, OPT_TILE},
+        {"compare", no_argument, NULL, OPT_COMPARE},
+        {"no-warmup", no_argument, NULL, OPT_NOWARM},
+        {"half-weights", no_argument, NULL, OPT_HALF},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "m:n:t:vh", longopts, NULL)) != -1) {
@@ -971,6 +1051,29 @@ int main(int argc, char **argv)
         case OPT_JSON: o.json = optarg; break;
         case OPT_PYTHON: o.python = optarg; break;
         case OPT_SCRIPT: o.script = optarg; break;
+        case OPT_MAXMEM: {
+            char *end;
+            double v = strtod(optarg, &end);
+            double mult = *end == 'K' || *end == 'k' ? 1024.0
+                        : *end == 'M' || *end == 'm' ? 1048576.0
+                        : *end == 'G' || *end == 'g' ? 1073741824.0 : 1.0;
+            if (*end && mult > 1.0) end++;
+            if (end == optarg || *end || !(v > 0) || v * mult > 1.8e19) {
+                fprintf(stderr, "bench: --max-memory wants bytes like 900M or 2G, not '%s'\n", optarg);
+                return 2;
+            }
+            o.max_memory = (uint64_t)(v * mult);
+            break;
+        }
+        case OPT_TILE:
+            if (parse_int(optarg, 8, 1 << 20, &o.tile) != 0 || o.tile % 8) {
+                fprintf(stderr, "bench: --tile wants a multiple of 8 image pixels, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_COMPARE: o.compare = 1; break;
+        case OPT_NOWARM: o.no_warmup = 1; break;
+        case OPT_HALF: o.half_weights = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -1073,6 +1176,21 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench: warning: the child ran %s kernels, not %s\n", r->out.isa, isa);
         fprintf(stderr, "[%d/%d] %s %dx%d: median %.3f s, %.1f GFLOP/s\n", i + 1, n_recs,
                 work_names[r->work], r->size, r->size, r->median, r->flops / r->median / 1e9);
+        if (o.max_memory || o.tile || o.compare || o.no_warmup) {
+            const vae_memory_estimate *e = &r->out.est;
+            printf("memory %s %dx%d: budget %.0f MiB; estimate untiled %.0f MiB, tiled %.0f MiB "
+                   "(%s, tile %d, work x%.2f), weights %.0f MiB; peak RSS %.0f MiB whole process, "
+                   "%.0f MiB during the runs; runs:",
+                   work_names[r->work], r->size, r->size, (double)e->budget_bytes / 1048576.0,
+                   (double)e->untiled_bytes / 1048576.0, (double)e->tiled_bytes / 1048576.0,
+                   e->tiled ? "tiled" : "untiled", e->tile, e->work_ratio,
+                   (double)e->weights_bytes / 1048576.0, mib((double)r->peak_rss_kib),
+                   mib((double)r->out.run_rss_kib));
+            for (int k = 0; k < r->out.n; k++) printf(" %.1f", r->out.times[k]);
+            printf(" s");
+            if (r->out.rel_err >= 0) printf("; rel err vs untiled %.3g", r->out.rel_err);
+            printf("\n");
+        }
         if (r->out.nonfinite)
             fprintf(stderr, "bench: warning: %llu non-finite outputs (random weights?)\n",
                     (unsigned long long)r->out.nonfinite);
