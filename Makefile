@@ -3,6 +3,8 @@
 #   make                 library, CLI and tools into build/
 #   make check           every test (parity, ops, kernels, loader, PNG, CLI)
 #   make check-abi       exported symbols, SONAME, abidiff against the baseline
+#   make check-neon      the kernel tests cross-built for aarch64 (NEON), run
+#                        under qemu-user (mk/neon.mk)
 #   make examples-check  install into a temporary prefix, build and run the
 #                        clients in examples/*/ against it (pkg-config)
 #   make demo [MODEL=…]  round-trip the sample photographs through a VAE
@@ -186,6 +188,9 @@ check: deps all tests
 	done; \
 	echo "check: $$pass passed, $$fail failed"; \
 	if [ $$fail -ne 0 ]; then echo "FAILED:$$failed"; exit 1; fi
+
+# The kernel tests on aarch64 NEON under qemu-user: make check-neon.
+include mk/neon.mk
 
 # Makes sure the build dependencies are there: installs them as root,
 # otherwise prints the apt-get line and stops.

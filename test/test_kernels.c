@@ -5,10 +5,16 @@
  * vae_kernels_set_max_isa, vae_kernels_cpu_supports).
  *
  * The GEMM kernels are tested one by one, each where the build has it and
- * the CPU runs it (the others are reported as skipped). The conversion tests
- * use the table in use; where the build has no SIMD kernels (SIMD=0, another
- * architecture) or the CPU lacks them, that is the scalar one: they then
- * compare scalar with scalar, say so, and still pass.
+ * the CPU runs it (the others are reported as skipped); the other kernels
+ * (conversions, GroupNorm + SiLU, softmax, Winograd transforms) through
+ * every table the build has and the CPU runs, against the scalar table's
+ * bits. Where the build has no SIMD kernels (SIMD=0, another architecture)
+ * or the CPU lacks them, the tests say so and still pass.
+ *
+ * Needs only lib/kernels/ and Check (no cJSON, no zlib), so that `make
+ * check-neon` can build it statically for aarch64 and run it under qemu.
+ * There, re-executing this binary (test_env_isa) needs the emulator: give
+ * it as SDXLVAE_EXE_WRAPPER (e.g. qemu-aarch64), as check-neon does.
  */
 #include <check.h>
 #include <errno.h>
@@ -320,6 +326,31 @@ static const struct { int isa; const char *name; } table_levels[] = {
 };
 #define N_TABLE_LEVELS (sizeof table_levels / sizeof table_levels[0])
 
+static void for_each_simd_table(void (*fn)(const vae_kernel_table *t), const char *what)
+{
+    int tested = 0;
+    for (size_t li = 0; li < N_TABLE_LEVELS; li++) {
+        if (table_levels[li].isa == VAE_ISA_SCALAR) continue;
+        if (!vae_kernels_cpu_supports(table_levels[li].isa)) {
+            printf("note: %s: %s table skipped: this CPU (or OS) does not support it\n", what,
+                   table_levels[li].name);
+            continue;
+        }
+        vae_kernels_set_max_isa(table_levels[li].isa);
+        const vae_kernel_table *t = vae_kernels();
+        if (t == vae_kernels_scalar()) {
+            printf("note: %s: %s table capped by SDXLVAE_ISA=scalar\n", what,
+                   table_levels[li].name);
+            continue;
+        }
+        fn(t);
+        tested++;
+        printf("note: %s: %s table checked against scalar\n", what, t->isa);
+    }
+    vae_kernels_set_max_isa(VAE_ISA_BEST);
+    if (!tested) printf("note: %s: no SIMD table in this build or CPU\n", what);
+}
+
 /* The name of the best table this build and CPU have, whatever the caps. */
 static const char *best_hw_isa(void)
 {
@@ -545,6 +576,145 @@ START_TEST(test_bf16_known)
 }
 END_TEST
 
+/* ---- the other kernels of every table ---------------------------------------------- */
+
+/* The tables this build has and the CPU runs, in turn, as the ops see them
+ * (through vae_kernels_set_max_isa); fn(table) for each that is not the
+ * scalar one. Defined below, with the levels. */
+static void for_each_simd_table(void (*fn)(const vae_kernel_table *t), const char *what);
+
+/* n values for the one-row kernels: every tail up to two 16-lane blocks and
+ * a bit, and a long row with a tail. */
+static const size_t row_ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40, 4099};
+#define ROW_MAX 4099
+
+/* GroupNorm's sums and normalise + SiLU, and softmax: the scalar table's
+ * bits (the shared source fixes the order of every sum), from a misaligned
+ * start, nothing written past n. */
+static void rows_vs_scalar(const vae_kernel_table *t)
+{
+    const vae_kernel_table *sc = vae_kernels_scalar();
+    float *x = malloc((ROW_MAX + 2) * sizeof *x);
+    float *y1 = malloc((ROW_MAX + 2) * sizeof *y1), *y2 = malloc((ROW_MAX + 2) * sizeof *y2);
+    ck_assert(x && y1 && y2);
+    for (size_t ni = 0; ni < sizeof row_ns / sizeof row_ns[0]; ni++) {
+        const size_t n = row_ns[ni];
+        /* SiLU's tails: e^-40 .. e^40 */
+        for (size_t i = 0; i < n + 2; i++) x[i] = 40.0f * frand();
+        if (t->sum(n, x + 1) != sc->sum(n, x + 1))
+            ck_abort_msg("%s sum n=%zu: %.17g, scalar %.17g", t->isa, n, t->sum(n, x + 1),
+                         sc->sum(n, x + 1));
+        if (t->sqdev(n, x + 1, 0.25) != sc->sqdev(n, x + 1, 0.25))
+            ck_abort_msg("%s sqdev n=%zu: not the scalar value", t->isa, n);
+        for (int silu = 0; silu < 2; silu++) {
+            for (size_t i = 0; i < n + 2; i++) y1[i] = y2[i] = bitsf(CANARY);
+            t->norm_silu(n, x + 1, y1 + 1, 0.5f, 1.25f, -0.75f, silu);
+            sc->norm_silu(n, x + 1, y2 + 1, 0.5f, 1.25f, -0.75f, silu);
+            if (memcmp(y1, y2, (n + 2) * sizeof *y1) != 0 || fbits(y1[n + 1]) != CANARY)
+                ck_abort_msg("%s norm_silu n=%zu silu=%d: not the scalar bits", t->isa, n,
+                             silu);
+        }
+        for (size_t i = 0; i < n + 2; i++) y1[i] = y2[i] = 0.5f * x[i];
+        y1[0] = y2[0] = y1[n + 1] = y2[n + 1] = bitsf(CANARY);
+        t->softmax(n, y1 + 1);
+        sc->softmax(n, y2 + 1);
+        if (memcmp(y1, y2, (n + 2) * sizeof *y1) != 0 || fbits(y1[n + 1]) != CANARY)
+            ck_abort_msg("%s softmax n=%zu: not the scalar bits", t->isa, n);
+    }
+    free(x);
+    free(y1);
+    free(y2);
+}
+
+START_TEST(test_row_kernels_vs_scalar)
+{
+    for_each_simd_table(rows_vs_scalar, "groupnorm+silu, softmax");
+}
+END_TEST
+
+/* The three Winograd transforms over 1..64 tiles (every vector tail), with
+ * row strides wider than n: the scalar table's bits, and the columns past n
+ * untouched. */
+static void winograd_vs_scalar(const vae_kernel_table *t)
+{
+    const vae_kernel_table *sc = vae_kernels_scalar();
+    enum { NMAX = 64, LD = NMAX + 3, LEN = 36 * LD };
+    float *in = malloc(LEN * sizeof *in), *o1 = malloc(LEN * sizeof *o1);
+    float *o2 = malloc(LEN * sizeof *o2);
+    ck_assert(in && o1 && o2);
+    for (size_t i = 0; i < LEN; i++) in[i] = frand();
+    static const char *const names[3] = {"input", "output", "weight"};
+    for (size_t n = 1; n <= NMAX; n++) {
+        const size_t ld = n + 3; /* elements [n, ld) of each row stay canary */
+        for (int which = 0; which < 3; which++) {
+            for (size_t i = 0; i < LEN; i++) o1[i] = o2[i] = bitsf(CANARY);
+            size_t rows = which == 1 ? 16 : 36;
+            if (which == 0) {
+                t->wg_input(n, in, ld, o1, ld);
+                sc->wg_input(n, in, ld, o2, ld);
+            } else if (which == 1) {
+                t->wg_output(n, in, ld, o1, ld);
+                sc->wg_output(n, in, ld, o2, ld);
+            } else {
+                t->wg_weight(n, in, ld, o1, ld);
+                sc->wg_weight(n, in, ld, o2, ld);
+            }
+            if (memcmp(o1, o2, LEN * sizeof *o1) != 0)
+                ck_abort_msg("%s winograd %s n=%zu: not the scalar bits", t->isa,
+                             names[which], n);
+            for (size_t r = 0; r < rows; r++)
+                for (size_t j = n; j < ld; j++)
+                    if (fbits(o1[r * ld + j]) != CANARY)
+                        ck_abort_msg("%s winograd %s n=%zu: row %zu written past n", t->isa,
+                                     names[which], n, r);
+            for (size_t i = rows * ld; i < LEN; i++)
+                if (fbits(o1[i]) != CANARY)
+                    ck_abort_msg("%s winograd %s n=%zu: written past row %zu", t->isa,
+                                 names[which], n, rows - 1);
+        }
+    }
+    free(in);
+    free(o1);
+    free(o2);
+}
+
+START_TEST(test_winograd_vs_scalar)
+{
+    for_each_simd_table(winograd_vs_scalar, "winograd transforms");
+}
+END_TEST
+
+/* Both conversions over every 16-bit pattern: the scalar table's bits (a
+ * NaN: NaN of the same sign, as in test_f16_simd_vs_scalar_all). */
+static void cvt_vs_scalar(const vae_kernel_table *t)
+{
+    const vae_kernel_table *sc = vae_kernels_scalar();
+    uint16_t *src = malloc(65536 * sizeof *src);
+    float *a = malloc(65536 * sizeof *a), *b = malloc(65536 * sizeof *b);
+    ck_assert(src && a && b);
+    for (uint32_t h = 0; h < 65536; h++) src[h] = (uint16_t)h;
+    for (int which = 0; which < 2; which++) {
+        (which ? t->bf16_to_f32 : t->f16_to_f32)(65536, src, a);
+        (which ? sc->bf16_to_f32 : sc->f16_to_f32)(65536, src, b);
+        for (uint32_t h = 0; h < 65536; h++) {
+            int same = b[h] != b[h] ? a[h] != a[h] && signbit(a[h]) == signbit(b[h])
+                                    : fbits(a[h]) == fbits(b[h]);
+            if (!same)
+                ck_abort_msg("%s %s 0x%04x -> 0x%08x, scalar 0x%08x", t->isa,
+                             which ? "bf16" : "f16", h, fbits(a[h]), fbits(b[h]));
+        }
+    }
+    free(src);
+    free(a);
+    free(b);
+}
+
+START_TEST(test_cvt_every_table)
+{
+    for_each_simd_table(cvt_vs_scalar, "f16/bf16 conversion");
+}
+END_TEST
+
 /* ---- ISA selection ------------------------------------------------------------- */
 
 START_TEST(test_set_max_isa)
@@ -590,7 +760,11 @@ START_TEST(test_set_max_isa)
 END_TEST
 
 /* Runs this binary again with SDXLVAE_ISA=value (NULL: unset) in --print-isa
- * mode; returns its output in buf, or 0 when it cannot be re-executed. */
+ * mode; returns its output in buf, or 0 when it cannot be re-executed.
+ * Under an emulator without binfmt_misc (qemu-user in `make check-neon`) the
+ * binary can only run through it: SDXLVAE_EXE_WRAPPER names the emulator,
+ * and the binary's path comes from /proc/self/exe (qemu answers the guest's
+ * own path). */
 static int isa_of_child(const char *value, char *buf, size_t len)
 {
     int fd[2];
@@ -603,7 +777,16 @@ static int isa_of_child(const char *value, char *buf, size_t len)
         close(fd[1]);
         if (value) setenv("SDXLVAE_ISA", value, 1);
         else unsetenv("SDXLVAE_ISA");
-        execl("/proc/self/exe", "test_kernels", "--print-isa", (char *)NULL);
+        const char *wrap = getenv("SDXLVAE_EXE_WRAPPER");
+        if (wrap && *wrap) {
+            char self[4096];
+            ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+            if (sl <= 0) _exit(127);
+            self[sl] = 0;
+            execlp(wrap, wrap, self, "--print-isa", (char *)NULL);
+        } else {
+            execl("/proc/self/exe", "test_kernels", "--print-isa", (char *)NULL);
+        }
         _exit(127);
     }
     close(fd[1]);
@@ -689,6 +872,13 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, test_f16_simd_vs_scalar_all);
     tcase_add_test(tc, test_cvt_tails);
     tcase_add_test(tc, test_bf16_known);
+    tcase_add_test(tc, test_cvt_every_table);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("rows+winograd");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_row_kernels_vs_scalar);
+    tcase_add_test(tc, test_winograd_vs_scalar);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("dispatch");

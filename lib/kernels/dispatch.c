@@ -122,22 +122,22 @@ static int cpu_has_avx512f_vl(void)
 #endif
 
 #if defined(VAE_HAVE_NEON_TABLE)
-/* Advanced SIMD is mandatory on aarch64: no detection needed. The f16
- * conversion stays scalar (exact, and only run when loading weights). */
+/* Advanced SIMD is mandatory on aarch64: no detection needed. Every kernel
+ * but the bf16 conversion (a shift: no SIMD need) has its NEON twin. */
 static const vae_kernel_table neon_table = {
     .isa = "neon",
     .gemm_mr = 6,
     .gemm_nr = 16,
     .gemm = vae_f32_gemm_ukernel_6x16__neon,
-    .f16_to_f32 = vae_f16_f32_cvt_ukernel__scalar,
+    .f16_to_f32 = vae_f16_f32_cvt_ukernel__neon,
     .bf16_to_f32 = vae_bf16_f32_cvt_ukernel__scalar,
-    .wg_input = vae_f32_winograd_f4x3_input_tiles__scalar,
-    .wg_output = vae_f32_winograd_f4x3_output_tiles__scalar,
-    .wg_weight = vae_f32_winograd_f4x3_weight_tiles__scalar,
-    .sum = vae_f32_sum_ukernel__scalar,
-    .sqdev = vae_f32_sqdev_ukernel__scalar,
-    .norm_silu = vae_f32_norm_silu_ukernel__scalar,
-    .softmax = vae_f32_softmax_ukernel__scalar,
+    .wg_input = vae_f32_winograd_f4x3_input_tiles__neon,
+    .wg_output = vae_f32_winograd_f4x3_output_tiles__neon,
+    .wg_weight = vae_f32_winograd_f4x3_weight_tiles__neon,
+    .sum = vae_f32_sum_ukernel__neon,
+    .sqdev = vae_f32_sqdev_ukernel__neon,
+    .norm_silu = vae_f32_norm_silu_ukernel__neon,
+    .softmax = vae_f32_softmax_ukernel__neon,
 };
 #endif
 

@@ -1,7 +1,7 @@
 /*
  * f32-groupnorm-silu.h - the arithmetic of GroupNorm (+ SiLU), written as
  * plain loops that the compiler turns into vector code of the including
- * file's ISA (f32-groupnorm-silu-{scalar,avx2-fma,avx512}.c name the
+ * file's ISA (f32-groupnorm-silu-{scalar,avx2-fma,avx512,neon}.c name the
  * functions). Sums use 16 double-precision partial sums in a fixed order,
  * so the result does not depend on the ISA; exp is our own polynomial
  * (below 2 ulp on the range SiLU needs), so it vectorises and gives the same

@@ -1,6 +1,6 @@
 /*
  * f32-softmax.h - x = e^(x - max) / sum over one row, written as plain loops
- * for the including file's ISA (f32-softmax-{scalar,avx2-fma,avx512}.c).
+ * for the including file's ISA (f32-softmax-{scalar,avx2-fma,avx512,neon}.c).
  * The max and the 16 partial sums (double) are taken in a fixed order, so
  * every ISA gives the same bits.
  */

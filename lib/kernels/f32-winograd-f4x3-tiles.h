@@ -2,10 +2,10 @@
  * f32-winograd-f4x3-tiles.h - the F(4x4, 3x3) input and output transforms
  * over n tiles at once, tile index innermost, so that every line below is a
  * loop over contiguous floats that the compiler turns into vector code of
- * the file's ISA. Included by f32-winograd-f4x3-{scalar,avx2-fma,avx512}.c,
- * which name the functions; the arithmetic is identical in all three (no
- * contraction into FMAs: -ffp-contract=off below keeps results bit-identical
- * across ISAs).
+ * the file's ISA. Included by f32-winograd-f4x3-{scalar,avx2-fma,avx512,
+ * neon}.c, which name the functions; the arithmetic is identical in all of
+ * them (no contraction into FMAs: -ffp-contract=off below keeps results
+ * bit-identical across ISAs).
  *
  * Layouts: d[e * ld + t] is element e = 6 * row + col of tile t's 6x6 input;
  * v[xi * vs + t] its transform; m[xi * ms + t] a product; y[e * ld + t]

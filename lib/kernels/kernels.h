@@ -106,6 +106,8 @@ VAE_HIDDEN void vae_f32_gemm_ukernel_6x16__neon(size_t mr, size_t nr, size_t kc,
                                                 float *c, size_t ldc, int acc);
 VAE_HIDDEN void vae_f16_f32_cvt_ukernel__scalar(size_t n, const uint16_t *src, float *dst);
 VAE_HIDDEN void vae_f16_f32_cvt_ukernel__f16c(size_t n, const uint16_t *src, float *dst);
+/* aarch64 only, as are the _neon kernels below (files named *-neon.c). */
+VAE_HIDDEN void vae_f16_f32_cvt_ukernel__neon(size_t n, const uint16_t *src, float *dst);
 VAE_HIDDEN void vae_bf16_f32_cvt_ukernel__scalar(size_t n, const uint16_t *src, float *dst);
 
 #define VAE_GN_DECL(isa)                                                                   \
@@ -117,8 +119,10 @@ VAE_HIDDEN void vae_bf16_f32_cvt_ukernel__scalar(size_t n, const uint16_t *src, 
 VAE_SOFTMAX_DECL(scalar)
 VAE_SOFTMAX_DECL(avx2_fma)
 VAE_SOFTMAX_DECL(avx512)
+VAE_SOFTMAX_DECL(neon)
 VAE_GN_DECL(scalar)
 VAE_GN_DECL(avx2_fma)
 VAE_GN_DECL(avx512)
+VAE_GN_DECL(neon)
 
 #endif

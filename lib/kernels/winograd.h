@@ -28,5 +28,6 @@ typedef void (*vae_wg_output_fn)(size_t n, const float *m, size_t ms, float *y, 
 VAE_WG_DECL(scalar)
 VAE_WG_DECL(avx2_fma)
 VAE_WG_DECL(avx512)
+VAE_WG_DECL(neon)
 
 #endif
