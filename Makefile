@@ -206,12 +206,19 @@ demo: deps all
 
 # ---- benchmark -----------------------------------------------------------------
 # make bench [BENCH_ARGS="-n 5 --big -v ..."]: build/bin/bench times encode and
-# decode against this machine's FMA peak and, with --peer (the default), the
-# PyTorch model of test/reference on the same weights. Not part of `make check`;
+# decode against this machine's FMA peak and, with --peer and --ort (the
+# default), the PyTorch model of test/reference and ONNX Runtime
+# (onnxruntime-node, the same model exported by test/bench/export_onnx.py) on
+# the same weights. Not part of `make check` nor of CI, which need no npm;
 # docs/performance.md says what it prints. The FMA-peak loops get their ISA's
 # flags and are only built (and called) on x86-64.
-BENCH_ARGS ?= --peer
+#   make bench-ort-deps   npm-installs onnxruntime-node $(ORT_NODE_VERSION) into
+#                         $(B)/ort/ (make bench does it when --ort is asked for)
+#   make bench-ort-check  ONNX Runtime, PyTorch and libsdxlvae on one small model:
+#                         do they compute the same thing? (test/bench/ort_check.py)
+BENCH_ARGS ?= --peer --ort
 BENCH_PEER_PKGS := python3-torch libopenblas0-pthread
+ORT_NODE_VERSION := 1.30.0
 BENCH_OBJ :=
 ifeq ($(ISA_X86),1)
 BENCH_OBJ := $(B)/obj/test/bench/fma-peak-avx2.o $(B)/obj/test/bench/fma-peak-avx512.o
@@ -219,11 +226,20 @@ endif
 $(B)/obj/test/bench/fma-peak-avx2.o: ISA_FLAGS := -mavx2 -mfma
 $(B)/obj/test/bench/fma-peak-avx512.o: ISA_FLAGS := -mavx512f
 
-.PHONY: bench
+.PHONY: bench bench-ort-deps bench-ort-check
 bench: $(B)/bin/bench $(B)/bin/gen_vae
-	@case " $(BENCH_ARGS) " in *" --peer "*) sh test/tools/ensure-deps.sh $(BENCH_PEER_PKGS) || \
+	@case " $(BENCH_ARGS) " in *" --peer "*|*" --ort "*) sh test/tools/ensure-deps.sh $(BENCH_PEER_PKGS) || \
 	  echo "bench: the peer's packages are missing; going on (it reports what it lacks)" ;; esac
+	@case " $(BENCH_ARGS) " in *" --ort "*) sh test/tools/ensure-ort-node.sh $(B)/ort $(ORT_NODE_VERSION) || \
+	  echo "bench: onnxruntime-node is missing; going on (the ONNX Runtime peer will be skipped)" ;; esac
 	$(B)/bin/bench $(BENCH_ARGS)
+
+bench-ort-deps:
+	@sh test/tools/ensure-ort-node.sh $(B)/ort $(ORT_NODE_VERSION)
+
+bench-ort-check: all bench-ort-deps
+	@sh test/tools/ensure-deps.sh $(BENCH_PEER_PKGS)
+	/usr/bin/python3 test/bench/ort_check.py --build $(B)
 
 $(B)/bin/bench: test/bench/bench.c test/bench/fma-peak.h $(BENCH_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)

@@ -1,10 +1,11 @@
 /*
  * bench.c - how fast libsdxlvae encodes and decodes, against this machine's
- * FMA peak and, with --peer, against PyTorch on the same weights.
+ * FMA peak and, with --peer and --ort, against PyTorch and ONNX Runtime on
+ * the same weights.
  *
  *   bench [-m MODEL] [-n RUNS] [-t THREADS] [--sizes 256,512] [--big]
- *         [--only encode|decode] [-v] [--peer] [--json FILE]
- *         [--python PATH] [--peer-script PATH]
+ *         [--only encode|decode] [-v] [--peer] [--ort] [--json FILE]
+ *         [--python PATH] [--peer-script PATH] [--node PATH] [--ort-dir DIR]
  *
  * Without -m the full-size SDXL VAE shape with random weights is used:
  * build/bench/sdxl-random, written once by build/bin/gen_vae --seed 1 and
@@ -13,7 +14,10 @@
  * the per-layer-kind breakdown of -v), then RUNS timed calls of the public
  * vae_encode / vae_decode, and reports back through a pipe; the parent takes
  * the child's peak RSS from wait4(). Sizes are image sides: decode 256 means
- * a 32 x 32 latent decoded to a 256 x 256 image. See docs/performance.md.
+ * a 32 x 32 latent decoded to a 256 x 256 image. With --ort, ONNX Runtime
+ * (onnxruntime-node) times the same model too: test/bench/export_onnx.py
+ * exports it (cached in build/bench/onnx/) and test/bench/ort_bench.mjs runs
+ * it. See docs/performance.md.
  */
 #include <cJSON.h>
 #include <errno.h>
@@ -40,6 +44,7 @@
 #define MAX_RUNS 1000
 #define MAX_SIZES 8
 #define EXIT_NO_TORCH 3 /* torch_bench.py: PyTorch cannot be imported */
+#define EXIT_NO_ORT 3   /* ort_bench.mjs: onnxruntime-node cannot be loaded */
 
 enum { W_ENCODE, W_DECODE };
 static const char *const work_names[] = {"encode", "decode"};
@@ -64,6 +69,11 @@ typedef struct options {
     int compare;
     int no_warmup;
     int half_weights;
+    int ort;                 /* --ort: ONNX Runtime as a second peer */
+    const char *node;        /* node executable (NULL: not found) */
+    const char *ort_dir;     /* folder whose node_modules/ has onnxruntime-node */
+    const char *onnx_dir;    /* where export_onnx.py writes the .onnx files */
+    const char *export_script, *ort_script;
 } options;
 
 /* What a child sends back: a fixed-size record (same binary on both ends). */
@@ -96,6 +106,8 @@ typedef struct work_rec {
     long peak_rss_kib; /* wait4: the whole child, load included */
     cJSON *peer;       /* torch_bench.py's result for this work, or NULL */
     double peer_median;
+    cJSON *ort;        /* ort_bench.mjs's result for this work, or NULL */
+    double ort_median;
 } work_rec;
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -744,16 +756,76 @@ static void run_peer(const options *o, int threads, peer_state *ps, work_rec *re
     cJSON_Delete(doc);
 }
 
+/* ---- the ONNX Runtime peer ---------------------------------------------------- */
+
+typedef struct ort_state {
+    int enabled;
+    cJSON *env; /* ONNX Runtime and Node versions: from the first good report */
+} ort_state;
+
+/* Exports the model for this (work, size) with export_onnx.py (a no-op when
+ * build/bench/onnx/ has it already), then times it with ort_bench.mjs. */
+static void run_ort(const options *o, int threads, ort_state *os_, work_rec *rec)
+{
+    char n_s[16], t_s[16], size_s[16], onnx[PATH_MAX + 64];
+    snprintf(n_s, sizeof n_s, "%d", o->runs);
+    snprintf(t_s, sizeof t_s, "%d", threads);
+    snprintf(size_s, sizeof size_s, "%d", rec->size);
+    snprintf(onnx, sizeof onnx, "%s/%s-%d.onnx", o->onnx_dir, work_names[rec->work], rec->size);
+    char *exp_argv[] = {(char *)o->python, (char *)o->export_script, "-m", (char *)o->model,
+                        "-o", (char *)o->onnx_dir, "--sizes", size_s, "--only",
+                        (char *)work_names[rec->work], "-t", t_s, NULL};
+    int st = run_cmd(exp_argv, NULL);
+    if (st == EXIT_NO_TORCH || st == 127 || st < 0) {
+        printf("peer: ONNX Runtime skipped: the export needs PyTorch (%s %s exited with %d); "
+               "going on without it\n",
+               o->python, o->export_script, st);
+        os_->enabled = 0;
+        return;
+    }
+    if (st != 0) {
+        fprintf(stderr, "bench: ort: export_onnx.py failed for %s %d (exit status %d)\n",
+                work_names[rec->work], rec->size, st);
+        return;
+    }
+    char *argv[] = {(char *)o->node, (char *)o->ort_script, onnx,  "-n", n_s, "-t", t_s,
+                    "--ort-dir",     (char *)o->ort_dir,    NULL};
+    char *text = NULL;
+    st = run_cmd(argv, &text);
+    if (st == EXIT_NO_ORT || st == 127 || st < 0) {
+        printf("peer: ONNX Runtime skipped: onnxruntime-node is not installed in %s (`make "
+               "bench-ort-deps` installs it; %s exited with %d); going on without it\n",
+               o->ort_dir, o->ort_script, st);
+        os_->enabled = 0;
+        free(text);
+        return;
+    }
+    cJSON *doc = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (st != 0 || !cJSON_IsObject(doc) || cJSON_GetObjectItemCaseSensitive(doc, "error")) {
+        fprintf(stderr, "bench: ort: ort_bench.mjs failed for %s %d (exit status %d)%s%s\n",
+                work_names[rec->work], rec->size, st, doc ? ": " : "",
+                doc ? json_str(doc, "error", "") : "");
+        cJSON_Delete(doc);
+        return;
+    }
+    if (!os_->env) os_->env = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(doc, "env"), 1);
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "env");
+    rec->ort = doc;
+    rec->ort_median = json_num(doc, "median_s", 0);
+}
+
 /* ---- output -------------------------------------------------------------------- */
 
 static double mib(double kib) { return kib / 1024.0; }
 
 static void print_table(const options *o, const peaks *pk, const work_rec *recs, int n_recs,
-                        int peer)
+                        int peer, int ort)
 {
     printf("\n%-7s %5s %9s %9s %8s %8s %6s %8s", "work", "size", "median s", "min s", "TFLOP",
            "GFLOP/s", "%peak", "RSS MiB");
     if (peer) printf(" | %9s %8s %7s", "torch s", "torch MiB", "ratio");
+    if (ort) printf(" | %9s %8s %7s", "ORT s", "ORT MiB", "ratio");
     printf("\n");
     for (int i = 0; i < n_recs; i++) {
         const work_rec *r = &recs[i];
@@ -773,6 +845,13 @@ static void print_table(const options *o, const peaks *pk, const work_rec *recs,
                        mib(json_num(r->peer, "peak_rss_kib", 0)), r->peer_median / r->median);
             else
                 printf(" | %9s %9s %7s", "-", "-", "-");
+        }
+        if (ort) {
+            if (r->ort && r->ort_median > 0)
+                printf(" | %9.3f %8.0f %6.2fx", r->ort_median,
+                       mib(json_num(r->ort, "peak_rss_kib", 0)), r->ort_median / r->median);
+            else
+                printf(" | %9s %8s %7s", "-", "-", "-");
         }
         printf("\n");
     }
@@ -824,11 +903,20 @@ static void print_breakdown(const work_rec *r)
             printf("\n");
         }
     }
+    if (r->ort) {
+        printf("  ORT: load %.2f s; peak RSS %.0f MiB, %.0f MiB during the runs; runs:",
+               json_num(r->ort, "load_s", 0), mib(json_num(r->ort, "peak_rss_kib", 0)),
+               mib(json_num(r->ort, "run_rss_kib", 0)));
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(r->ort, "times");
+        const cJSON *x;
+        cJSON_ArrayForEach(x, t) printf(" %.3f", x->valuedouble);
+        printf(" s\n");
+    }
 }
 
 static int write_json(const options *o, int threads, double load1, const char *cpu,
                       const char *isa, const peaks *pk, const work_rec *recs, int n_recs,
-                      const peer_state *ps)
+                      const peer_state *ps, const ort_state *ors)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "tool", "sdxlvae bench");
@@ -845,6 +933,7 @@ static int write_json(const options *o, int threads, double load1, const char *c
     cJSON_AddStringToObject(jp, "used", pk->used_name);
     cJSON_AddNumberToObject(jp, "threads", pk->threads);
     if (ps->env) cJSON_AddItemToObject(root, "peer_env", cJSON_Duplicate(ps->env, 1));
+    if (ors->env) cJSON_AddItemToObject(root, "ort_env", cJSON_Duplicate(ors->env, 1));
     cJSON *arr = cJSON_AddArrayToObject(root, "results");
     for (int i = 0; i < n_recs; i++) {
         const work_rec *r = &recs[i];
@@ -884,6 +973,11 @@ static int write_json(const options *o, int threads, double load1, const char *c
             if (r->peer_median > 0)
                 cJSON_AddNumberToObject(w, "ratio_torch_over_ours", r->peer_median / r->median);
         }
+        if (r->ort) {
+            cJSON_AddItemToObject(w, "onnxruntime", cJSON_Duplicate(r->ort, 1));
+            if (r->ort_median > 0)
+                cJSON_AddNumberToObject(w, "ratio_ort_over_ours", r->ort_median / r->median);
+        }
         cJSON_AddItemToArray(arr, w);
     }
     char *s = cJSON_Print(root);
@@ -906,8 +1000,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: bench [-m MODEL] [-n RUNS] [-t THREADS] [--sizes 256,512] [--big]\n"
-            "             [--only encode|decode] [-v] [--peer] [--json FILE]\n"
-            "             [--python PATH] [--peer-script PATH]\n"
+            "             [--only encode|decode] [-v] [--peer] [--ort] [--json FILE]\n"
+            "             [--python PATH] [--peer-script PATH] [--node PATH] [--ort-dir DIR]\n"
             "  -m MODEL        a .safetensors file or model folder (default: full-size SDXL\n"
             "                  shape with random weights, generated once into build/bench/)\n"
             "  -n RUNS         timed runs after one warm-up (default 3)\n"
@@ -917,6 +1011,8 @@ static void usage(FILE *f)
             "  --only WORK     encode or decode (default both)\n"
             "  -v              per-layer-kind breakdown\n"
             "  --peer          also time PyTorch on the same weights (test/bench/torch_bench.py)\n"
+            "  --ort           also time ONNX Runtime (onnxruntime-node) on the same weights,\n"
+            "                  exported to ONNX by test/bench/export_onnx.py (needs PyTorch)\n"
             "  --json FILE     machine-readable results\n"
             "  --python PATH   interpreter for the peer (default /usr/bin/python3)\n"
             "  --peer-script PATH  torch_bench.py (default: found from this executable)\n"
@@ -925,7 +1021,10 @@ static void usage(FILE *f)
             "  --tile N        force tiling with N-pixel tiles\n"
             "  --compare       also run untiled (after the peak RSS is read) and print the error\n"
             "  --no-warmup     no warm-up run (slow sizes)\n"
-            "  --half-weights  load with VAE_LOAD_HALF_WEIGHTS\n");
+            "  --half-weights  load with VAE_LOAD_HALF_WEIGHTS\n"
+            "  --node PATH     node for --ort (default: the first on PATH)\n"
+            "  --ort-dir DIR   folder whose node_modules/ has onnxruntime-node (default:\n"
+            "                  build/ort, where `make bench-ort-deps` installs it)\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -987,6 +1086,48 @@ static int default_model(const char *bindir, char *path, size_t cap)
     return 0;
 }
 
+/* The first executable NAME on $PATH, into buf; NULL when there is none. */
+static const char *find_in_path(const char *name, char *buf, size_t cap)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path) {
+        size_t len = strcspn(path, ":");
+        if (len > 0 && (size_t)snprintf(buf, cap, "%.*s/%s", (int)len, path, name) < cap &&
+            is_file(buf) && access(buf, X_OK) == 0)
+            return buf;
+        path += len;
+        if (*path == ':') path++;
+    }
+    return NULL;
+}
+
+/* test/bench/NAME of this source tree, found from this executable (or the
+ * working directory), as an absolute path when it exists. */
+static void bench_file(const char *bindir, const char *name, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/../../test/bench/%s", bindir, name);
+    if (!is_file(buf)) snprintf(buf, cap, "test/bench/%s", name);
+    char *real = realpath(buf, NULL);
+    if (real) {
+        snprintf(buf, cap, "%s", real);
+        free(real);
+    }
+}
+
+/* REL under the build folder (the parent of this executable's bin/). */
+static void build_file(const char *bindir, const char *rel, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/../%s", bindir, rel);
+    char *real = realpath(bindir, NULL);
+    char *slash = real ? strrchr(real, '/') : NULL;
+    if (slash) {
+        *slash = '\0';
+        snprintf(buf, cap, "%s/%s", real, rel);
+    }
+    free(real);
+}
+
 int main(int argc, char **argv)
 {
     options o;
@@ -999,7 +1140,8 @@ int main(int argc, char **argv)
     o.n_sizes = 2;
     int big = 0;
     enum { OPT_SIZES = 256, OPT_BIG, OPT_ONLY, OPT_PEER, OPT_JSON, OPT_PYTHON, OPT_SCRIPT,
-           OPT_MAXMEM, OPT_TILE, OPT_COMPARE, OPT_NOWARM, OPT_HALF };
+           OPT_MAXMEM, OPT_TILE, OPT_COMPARE, OPT_NOWARM, OPT_HALF,
+           OPT_ORT, OPT_NODE, OPT_ORT_DIR };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},   {"runs", required_argument, NULL, 'n'},
         {"threads", required_argument, NULL, 't'}, {"sizes", required_argument, NULL, OPT_SIZES},
@@ -1013,6 +1155,9 @@ int main(int argc, char **argv)
         {"compare", no_argument, NULL, OPT_COMPARE},
         {"no-warmup", no_argument, NULL, OPT_NOWARM},
         {"half-weights", no_argument, NULL, OPT_HALF},
+        {"ort", no_argument, NULL, OPT_ORT},
+        {"node", required_argument, NULL, OPT_NODE},
+        {"ort-dir", required_argument, NULL, OPT_ORT_DIR},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "m:n:t:vh", longopts, NULL)) != -1) {
@@ -1074,6 +1219,9 @@ int main(int argc, char **argv)
         case OPT_COMPARE: o.compare = 1; break;
         case OPT_NOWARM: o.no_warmup = 1; break;
         case OPT_HALF: o.half_weights = 1; break;
+        case OPT_ORT: o.ort = 1; break;
+        case OPT_NODE: o.node = optarg; break;
+        case OPT_ORT_DIR: o.ort_dir = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -1106,6 +1254,26 @@ int main(int argc, char **argv)
         }
         o.script = script_buf;
     }
+    /* --ort: the scripts beside torch_bench.py, node from PATH, onnxruntime-node
+     * and the exported files under the build folder (beside bin/) */
+    char export_buf[PATH_MAX + 64], ort_script_buf[PATH_MAX + 64], node_buf[PATH_MAX + 16];
+    char ort_dir_buf[PATH_MAX + 16], onnx_dir_buf[PATH_MAX + 16];
+    int ort_ready = 0;
+    if (o.ort) {
+        bench_file(bindir, "export_onnx.py", export_buf, sizeof export_buf);
+        bench_file(bindir, "ort_bench.mjs", ort_script_buf, sizeof ort_script_buf);
+        o.export_script = export_buf;
+        o.ort_script = ort_script_buf;
+        if (!o.node) o.node = find_in_path("node", node_buf, sizeof node_buf);
+        else if (!is_file(o.node) || access(o.node, X_OK) != 0) o.node = NULL;
+        if (!o.ort_dir) {
+            build_file(bindir, "ort", ort_dir_buf, sizeof ort_dir_buf);
+            o.ort_dir = ort_dir_buf;
+        }
+        build_file(bindir, "bench/onnx", onnx_dir_buf, sizeof onnx_dir_buf);
+        o.onnx_dir = onnx_dir_buf;
+        ort_ready = o.node != NULL;
+    }
 
     int threads = o.threads ? o.threads : vae_cpu_count();
     const char *isa = vae_kernels()->isa;
@@ -1114,6 +1282,9 @@ int main(int argc, char **argv)
     printf("sdxlvae bench: libsdxlvae %s, kernels %s, %d thread%s, %s\n", vae_version_string(), isa,
            threads, threads == 1 ? "" : "s", cpu);
     printf("model: %s\n", o.model);
+    if (o.ort && !ort_ready)
+        printf("peer: ONNX Runtime skipped: no node executable (Debian: apt-get install nodejs; "
+               "bench takes the first on PATH, or --node PATH)\n");
 
     double load1 = -1;
     FILE *lf = fopen("/proc/loadavg", "r");
@@ -1152,6 +1323,7 @@ int main(int argc, char **argv)
         }
 
     peer_state ps = {o.peer, NULL};
+    ort_state ors = {ort_ready, NULL};
     int failed = 0, params_shown = 0;
     for (int i = 0; i < n_recs; i++) {
         work_rec *r = &recs[i];
@@ -1199,6 +1371,11 @@ int main(int argc, char **argv)
                     r->size, r->size);
             run_peer(&o, threads, &ps, r);
         }
+        if (ors.enabled) {
+            fprintf(stderr, "[%d/%d] %s %dx%d: ONNX Runtime ...\n", i + 1, n_recs,
+                    work_names[r->work], r->size, r->size);
+            run_ort(&o, threads, &ors, r);
+        }
     }
 
     if (o.peer && ps.env) {
@@ -1209,13 +1386,46 @@ int main(int argc, char **argv)
                cJSON_IsTrue(mk) ? "available" : "not available",
                json_str(blas, "name", "unknown"));
     }
-    print_table(&o, &pk, recs, n_recs, o.peer && (ps.env != NULL));
+    if (o.ort && ors.env) {
+        const cJSON *first = NULL;
+        for (int i = 0; i < n_recs && !first; i++) first = recs[i].ort;
+        printf("peer: ONNX Runtime %s (onnxruntime-node, Node %s), CPU provider, %d intra-op "
+               "thread%s, 1 inter-op, graph optimization all, spinning %s, ONNX opset %d "
+               "(exported by torch)\n",
+               json_str(ors.env, "ort_version", "?"), json_str(ors.env, "node_version", "?"),
+               (int)json_num(first, "threads", 0), json_num(first, "threads", 0) == 1 ? "" : "s",
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(first, "allow_spinning")) ? "on"
+                                                                                       : "off",
+               (int)json_num(first, "opset", 0));
+    }
+    print_table(&o, &pk, recs, n_recs, o.peer && (ps.env != NULL), o.ort && (ors.env != NULL));
     if (o.peer && ps.env) printf("ratio = torch median / ours median (above 1: libsdxlvae is faster)\n");
+    if (o.ort && ors.env) {
+        printf("ORT ratio = ONNX Runtime median / ours median (above 1: libsdxlvae is faster)\n");
+        printf("ONNX Runtime vs PyTorch on the same input, max|ort-torch|/max|torch|:");
+        for (int i = 0; i < n_recs; i++) {
+            const cJSON *e = recs[i].ort ? cJSON_GetObjectItemCaseSensitive(recs[i].ort,
+                                                                            "max_rel_err_vs_torch")
+                                         : NULL;
+            if (!e) continue;
+            if (cJSON_IsNumber(e))
+                printf(" %s %d %.1e%s", work_names[recs[i].work], recs[i].size, e->valuedouble,
+                       e->valuedouble <= 1e-4 ? "" : " (MISMATCH)");
+            else
+                printf(" %s %d ?", work_names[recs[i].work], recs[i].size);
+        }
+        printf("\n");
+    }
     if (o.verbose)
         for (int i = 0; i < n_recs; i++)
             if (recs[i].ok) print_breakdown(&recs[i]);
-    if (o.json && write_json(&o, threads, load1, cpu, isa, &pk, recs, n_recs, &ps) != 0) failed = 1;
-    for (int i = 0; i < n_recs; i++) cJSON_Delete(recs[i].peer);
+    if (o.json && write_json(&o, threads, load1, cpu, isa, &pk, recs, n_recs, &ps, &ors) != 0)
+        failed = 1;
+    for (int i = 0; i < n_recs; i++) {
+        cJSON_Delete(recs[i].peer);
+        cJSON_Delete(recs[i].ort);
+    }
     cJSON_Delete(ps.env);
+    cJSON_Delete(ors.env);
     return failed ? 1 : 0;
 }

@@ -129,6 +129,20 @@ def load_model(path, torch, np, vae_ref):
     return model.eval(), cfg
 
 
+def make_input(np, cfg, work, size):
+    """The float32 input of (work, size): an image in [-1, 1] for encode, a
+    standard normal raw latent for decode; the same values on every call
+    (export_onnx.py saves them, so ONNX Runtime is timed on them too)."""
+    f = 2 ** (len(cfg["block_out_channels"]) - 1)
+    lat = int(cfg["latent_channels"])
+    if size % f:
+        raise ValueError("size %d is not a multiple of %d" % (size, f))
+    rng = np.random.default_rng(size * 2 + (work == "decode"))
+    if work == "encode":
+        return rng.uniform(-1.0, 1.0, (1, 3, size, size)).astype(np.float32)
+    return rng.standard_normal((1, lat, size // f, size // f)).astype(np.float32)
+
+
 def conv_kernels(prof):
     """{aten op: calls} of the convolution implementations that ran."""
     # the dispatch layers above the kernels (thnn_conv2d wraps _slow_conv2d_forward)
@@ -161,19 +175,12 @@ def worker(a):
     gc.collect()
 
     work, size = a.only, a.sizes[0]
-    f = 2 ** (len(cfg["block_out_channels"]) - 1)
-    lat = int(cfg["latent_channels"])
-    if size % f:
-        print(json.dumps({"work": work, "size": size,
-                          "error": "size %d is not a multiple of %d" % (size, f)}))
+    try:
+        x = torch.from_numpy(make_input(np, cfg, work, size))
+    except ValueError as e:
+        print(json.dumps({"work": work, "size": size, "error": str(e)}))
         return 1
-    rng = np.random.default_rng(size * 2 + (work == "decode"))
-    if work == "encode":
-        x = torch.from_numpy(rng.uniform(-1.0, 1.0, (1, 3, size, size)).astype(np.float32))
-        fn = model.encode
-    else:
-        x = torch.from_numpy(rng.standard_normal((1, lat, size // f, size // f)).astype(np.float32))
-        fn = model.decode
+    fn = model.encode if work == "encode" else model.decode
 
     rss_reset = reset_peak_rss()
     impl = {}
