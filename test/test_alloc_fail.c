@@ -43,12 +43,15 @@ static void teardown(void)
     ref_lat = ref_img = NULL;
 }
 
+static int32_t tile; /* the second test: through the tiled executor */
+
 static vae_run_options opts(void)
 {
     vae_run_options ro;
     vae_run_options_init(&ro, sizeof ro);
     ro.flags = VAE_FLAG_RAW_LATENT;
     ro.n_threads = 1; /* one allocation order */
+    ro.tile = tile;
     return ro;
 }
 
@@ -95,7 +98,7 @@ static int32_t scenario(float *out_lat, float *out_img, int *stage)
     return rc;
 }
 
-START_TEST(test_every_allocation_fails_cleanly)
+static void every_allocation(void)
 {
     int stage;
     n_lat = lat.count;
@@ -130,6 +133,21 @@ START_TEST(test_every_allocation_fails_cleanly)
     free(l);
     free(im);
 }
+
+START_TEST(test_every_allocation_fails_cleanly)
+{
+    every_allocation();
+}
+END_TEST
+
+/* The same through the tiled executor (16-pixel tiles): its plan, regions,
+ * cached blocks, checkpoints and statistics. */
+START_TEST(test_every_tiled_allocation_fails_cleanly)
+{
+    tile = 16;
+    every_allocation();
+    tile = 0;
+}
 END_TEST
 
 int main(void)
@@ -139,6 +157,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 900);
     tcase_add_test(tc, test_every_allocation_fails_cleanly);
+    tcase_add_test(tc, test_every_tiled_allocation_fails_cleanly);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -165,7 +165,17 @@ typedef struct region {
     float *p;
     rect r;
     int32_t c;
+    uint64_t cap;         /* floats of the block behind p */
 } region;
+
+/* Freed region blocks, kept for the next tile: every tile asks for the same
+ * sizes, and a fresh allocation of a large block costs a page fault per
+ * page on first touch. */
+#define CACHE_N 32
+typedef struct block {
+    float *p;
+    uint64_t cap;
+} block;
 
 typedef struct runner {
     const vae_model *m;
@@ -182,7 +192,22 @@ typedef struct runner {
     /* the dry run's (and the real run's) counts */
     double cost;          /* multiply-adds */
     uint64_t live, peak;  /* floats of regions */
+    block cache[CACHE_N];
+    int n_cache;
+    uint64_t held, limit; /* floats in live and cached blocks; their bound */
 } runner;
+
+static void cache_trim(runner *R, uint64_t limit)
+{
+    while (R->n_cache > 0 && R->held > limit) {
+        int big = 0;
+        for (int i = 1; i < R->n_cache; i++)
+            if (R->cache[i].cap > R->cache[big].cap) big = i;
+        R->held -= R->cache[big].cap;
+        vae_free_aligned(R->cache[big].p);
+        R->cache[big] = R->cache[--R->n_cache];
+    }
+}
 
 static double *stats_of(const runner *R, int k, int slot)
 {
@@ -198,9 +223,24 @@ static int32_t reg_alloc(runner *R, region *x, int32_t c, rect r)
     R->live += n;
     if (R->live > R->peak) R->peak = R->live;
     if (R->dry) return VAE_OK;
+    /* the smallest cached block that fits and wastes at most half */
+    int best = -1;
+    for (int i = 0; i < R->n_cache; i++)
+        if (R->cache[i].cap >= n && R->cache[i].cap <= 2 * n &&
+            (best < 0 || R->cache[i].cap < R->cache[best].cap))
+            best = i;
+    if (best >= 0) {
+        x->p = R->cache[best].p;
+        x->cap = R->cache[best].cap;
+        R->cache[best] = R->cache[--R->n_cache];
+        return VAE_OK;
+    }
+    cache_trim(R, R->limit > n ? R->limit - n : 0);
     if (!(x->p = vae_alloc_floats(n)))
         return vae_fail(R->err, VAE_ERR_NO_MEMORY, "out of memory for a %d x %d x %d tile", c,
                         area_h(r), area_w(r));
+    x->cap = n;
+    R->held += n;
     return VAE_OK;
 }
 
@@ -208,7 +248,14 @@ static void reg_free(runner *R, region *x)
 {
     if (x->c == 0) return;
     R->live -= (uint64_t)x->c * area(x->r);
-    vae_free_aligned(x->p);
+    if (x->p) {
+        if (R->n_cache < CACHE_N) {
+            R->cache[R->n_cache++] = (block){x->p, x->cap};
+        } else {
+            R->held -= x->cap;
+            vae_free_aligned(x->p);
+        }
+    }
     x->p = NULL;
     x->c = 0;
 }
@@ -233,23 +280,57 @@ static int32_t wrap(int32_t v, int32_t n)
     return v < 0 ? v + n : v;
 }
 
+/* Copies run over the threads, a channel per item: on 2 cores a serial
+ * copy of every tile's regions shows in the time. */
+typedef struct copy_job {
+    const region *src, *dst;
+    const float *plane0;   /* gather: the stored source */
+    point p;
+} copy_job;
+
 /* dst (region) = the part of src (region) it covers. */
-static void crop(const region *src, region *dst)
+static void crop_item(void *arg, size_t c, int thread)
 {
+    (void)thread;
+    const copy_job *j = arg;
+    const region *src = j->src, *dst = j->dst;
     int32_t sw = area_w(src->r), dw = area_w(dst->r), dh = area_h(dst->r);
-    for (int32_t c = 0; c < dst->c; c++)
-        for (int32_t y = 0; y < dh; y++)
-            memcpy(dst->p + ((size_t)c * (size_t)dh + (size_t)y) * (size_t)dw,
-                   src->p + ((size_t)c * (size_t)area_h(src->r) + (size_t)(y + dst->r.y0 - src->r.y0)) * (size_t)sw +
-                       (dst->r.x0 - src->r.x0),
-                   (size_t)dw * sizeof(float));
+    for (int32_t y = 0; y < dh; y++)
+        memcpy(dst->p + (c * (size_t)dh + (size_t)y) * (size_t)dw,
+               src->p + (c * (size_t)area_h(src->r) + (size_t)(y + dst->r.y0 - src->r.y0)) * (size_t)sw +
+                   (dst->r.x0 - src->r.x0),
+               (size_t)dw * sizeof(float));
 }
 
 static int32_t crop_new(runner *R, const region *src, rect r, region *dst)
 {
     int32_t rc = reg_alloc(R, dst, src->c, r);
-    if (rc == VAE_OK && !R->dry) crop(src, dst);
+    if (rc == VAE_OK && !R->dry) {
+        copy_job j = {src, dst, NULL, {0, 0, 0}};
+        vae_pool_run(R->ctx->pool, (size_t)dst->c, crop_item, &j);
+    }
     return rc;
+}
+
+static void gather_item(void *arg, size_t c, int thread)
+{
+    (void)thread;
+    const copy_job *j = arg;
+    const region *out = j->dst;
+    point p = j->p;
+    rect r = out->r;
+    int32_t h = area_h(r), w = area_w(r);
+    for (int32_t y = 0; y < h; y++) {
+        const float *row = j->plane0 + (c * (size_t)p.h + (size_t)wrap(r.y0 + y, p.h)) * (size_t)p.w;
+        float *d = out->p + (c * (size_t)h + (size_t)y) * (size_t)w;
+        int32_t x = 0;
+        while (x < w) {
+            int32_t sx = wrap(r.x0 + x, p.w), run = p.w - sx;
+            if (run > w - x) run = w - x;
+            memcpy(d + x, row + sx, (size_t)run * sizeof(float));
+            x += run;
+        }
+    }
 }
 
 /* A rectangle of the stored source (wrapping around with circular). */
@@ -258,19 +339,8 @@ static int32_t gather(runner *R, rect r, region *out)
     point p = R->g->p[R->a];
     int32_t rc = reg_alloc(R, out, p.c, r);
     if (rc != VAE_OK || R->dry) return rc;
-    int32_t h = area_h(r), w = area_w(r);
-    for (int32_t c = 0; c < p.c; c++)
-        for (int32_t y = 0; y < h; y++) {
-            const float *row = R->src + ((size_t)c * (size_t)p.h + (size_t)wrap(r.y0 + y, p.h)) * (size_t)p.w;
-            float *d = out->p + ((size_t)c * (size_t)h + (size_t)y) * (size_t)w;
-            int32_t x = 0;
-            while (x < w) {
-                int32_t sx = wrap(r.x0 + x, p.w), run = p.w - sx;
-                if (run > w - x) run = w - x;
-                memcpy(d + x, row + sx, (size_t)run * sizeof(float));
-                x += run;
-            }
-        }
+    copy_job j = {NULL, out, R->src, p};
+    vae_pool_run(R->ctx->pool, (size_t)p.c, gather_item, &j);
     return VAE_OK;
 }
 
@@ -763,6 +833,17 @@ int32_t vae_run_tiled(const vae_model *m, vae_ctx *ctx, int dec, const float *in
             }
             if (attn) memcpy(dst, cur, point_bytes(g, a));
         }
+        {
+            /* the segment's region peak, from a dry run, bounds the cache */
+            runner D = R;
+            D.dry = 1;
+            D.live = D.peak = 0;
+            D.n_cache = 0;
+            D.cost = 0;
+            (void)run_segment(&D, a, b, cur, dst, plan->tile);
+            R.limit = D.peak + D.peak / 4;
+            cache_trim(&R, R.limit);
+        }
         if ((rc = run_segment(&R, a, b, cur, dst, plan->tile)) != VAE_OK) {
             if (dst != out && dst != owned) vae_free_aligned(dst);
             goto done_;
@@ -774,6 +855,7 @@ int32_t vae_run_tiled(const vae_model *m, vae_ctx *ctx, int dec, const float *in
         cur = dst;
     }
 done_:
+    cache_trim(&R, 0);
     vae_free_aligned(owned);
     free(R.stats);
     free(R.acc);
@@ -786,8 +868,8 @@ done_:
  * per-thread score rows, and the convolutions' scratch. */
 uint64_t vae_untiled_bytes(const vae_model *m, int dec, int32_t h, int32_t w, int n_threads)
 {
-    graph *g = vae_malloc(sizeof *g);
-    if (!g) return UINT64_MAX;
+    /* on the stack (about 20 KiB): an estimate cannot fail */
+    graph gs, *g = &gs;
     uint64_t b = UINT64_MAX;
     if (build_graph(m, dec, h, w, g)) {
         b = 3 * vae_largest_activation(&m->arch, dec, h, w) * sizeof(float) +
@@ -798,6 +880,5 @@ uint64_t vae_untiled_bytes(const vae_model *m, int dec, int32_t h, int32_t w, in
                 b += (7 * c * np + (uint64_t)n_threads * 2 * 48 * (np > c ? np : c)) * sizeof(float);
             }
     }
-    free(g);
     return b;
 }

@@ -560,9 +560,32 @@ static void child_run(const options *o, int work, int size, int threads, child_o
             goto out;
         }
         /* the untiled internal warm-up would hold what the budget forbids:
-         * warm up through the API, or not at all */
+         * warm up through the API, or (-v) through the tiled executor with
+         * the profile on, or not at all */
         r->threads = threads;
-        if (!o->no_warmup) {
+        if (o->verbose && !o->no_warmup) {
+            vae_tiled_plan_t plan;
+            vae_ctx ctx;
+            vae_error e = {0, ""};
+            int dec = work == W_DECODE;
+            uint64_t budget = r->est.tiled ? r->est.budget_bytes : UINT64_MAX;
+            if (vae_tiled_plan(m, dec, dec ? lh : size, dec ? lh : size, budget, o->tile, 0,
+                               threads, &plan) != VAE_OK || !plan.fits ||
+                vae_ctx_init(&ctx, threads, &e) != VAE_OK) {
+                child_fail(r, VAE_ERR_INTERNAL, "cannot plan the profiled tiled run");
+                goto out;
+            }
+            ctx.prof = &r->prof;
+            t0 = vae_now();
+            rc = vae_run_tiled(m, &ctx, dec, in, dec ? lh : size, dec ? lh : size,
+                               dec ? out : mom, &plan, 0, &e);
+            r->prof_wall_s = vae_now() - t0;
+            vae_ctx_free(&ctx);
+            if (rc != VAE_OK) {
+                child_fail(r, rc, e.msg);
+                goto out;
+            }
+        } else if (!o->no_warmup) {
             rc = work == W_ENCODE ? vae_encode(m, in, 1, size, size, out, n_out, &ro)
                                   : vae_decode(m, in, 1, lh, lh, out, n_out, &ro);
             if (rc != VAE_OK) {
@@ -697,7 +720,8 @@ static void run_work(const options *o, int threads, work_rec *rec)
         rec->min = min_of(rec->out.times, rec->out.n);
         rec->flops = 0;
         for (int k = 0; k < VAE_PROF_KINDS; k++) rec->flops += rec->out.prof.flops[k];
-        if (rec->flops == 0) rec->flops = rec->out.flops_analytic; /* memory mode */
+        if (o->max_memory || o->tile || o->compare || o->no_warmup)
+            rec->flops = rec->out.flops_analytic; /* memory mode: nominal, untiled */
     }
 }
 
