@@ -251,17 +251,18 @@ START_TEST(test_half_weights)
 }
 END_TEST
 
-/* The model is immutable: two threads decoding on one half-weights handle
- * at once (each widening into its own call's buffers) get the serial bits. */
-typedef struct decode_arg {
+/* The model is immutable: two threads encoding and decoding on one
+ * half-weights handle at once (each widening into its own call's buffers)
+ * get the serial bits. */
+typedef struct run_arg {
     vae_model *m;
     const char *dir;
     outputs r;
-} decode_arg;
+} run_arg;
 
-static void *decode_thread(void *p)
+static void *run_thread(void *p)
 {
-    decode_arg *a = p;
+    run_arg *a = p;
     run_all(a->m, a->dir, 0, &a->r);
     return NULL;
 }
@@ -272,9 +273,9 @@ START_TEST(test_half_weights_concurrent)
     vae_model *half = load(dir, VAE_LOAD_HALF_WEIGHTS);
     outputs ref;
     run_all(half, dir, 0, &ref);
-    decode_arg args[2] = {{half, dir, {{0}, {0}}}, {half, dir, {{0}, {0}}}};
+    run_arg args[2] = {{half, dir, {{0}, {0}}}, {half, dir, {{0}, {0}}}};
     pthread_t th[2];
-    for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, decode_thread, &args[i]), 0);
+    for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, run_thread, &args[i]), 0);
     for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_join(th[i], NULL), 0);
     for (int i = 0; i < 2; i++) {
         assert_same_bits(&args[i].r, &ref, dir, "concurrent calls");
