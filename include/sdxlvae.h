@@ -92,8 +92,8 @@ typedef struct vae_model vae_model;
 #define VAE_LOAD_NO_DECODER (1u << 1)
 /* Keep the weights in 16 bits in memory, half of fp32: F16 and BF16 files as
  * stored (exact), F32 files rounded to F16 (which adds rounding error:
- * docs/api.md gives it). Compute stays fp32: each layer's weights are
- * widened when it runs. */
+ * docs/api.md gives it; a tensor with a value beyond the F16 range stays
+ * F32). Compute stays fp32: each layer's weights are widened when it runs. */
 #define VAE_LOAD_HALF_WEIGHTS (1u << 2)
 
 typedef struct vae_load_options {

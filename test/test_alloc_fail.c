@@ -7,7 +7,8 @@
  * failed must still give the exact results afterwards. Leaks are caught by
  * the sanitizer build of this test (make check SANITIZE=address,undefined),
  * which CI runs. cJSON's own allocations are not injected (its parser cannot
- * tell a failed allocation from bad JSON).
+ * tell a failed allocation from bad JSON). All of it twice: with fp32
+ * weights and with VAE_LOAD_HALF_WEIGHTS.
  */
 #include <check.h>
 #include <stdio.h>
@@ -21,6 +22,10 @@
 
 static char dir[1024];
 static npy_array img, lat;
+/* the load flags of the run: 0, then VAE_LOAD_HALF_WEIGHTS, whose load
+ * rounds to F16 and whose convolutions widen into per-call buffers */
+static const uint32_t load_flags[2] = {0, VAE_LOAD_HALF_WEIGHTS};
+static uint32_t flags;
 static float *ref_lat, *ref_img;
 static uint64_t n_lat, n_img;
 
@@ -63,6 +68,7 @@ static int32_t scenario(float *out_lat, float *out_img, int *stage)
     vae_load_options lo;
     vae_load_options_init(&lo, sizeof lo);
     lo.n_threads = 1;
+    lo.flags = flags;
     vae_run_options ro = opts();
     int32_t h = (int32_t)img.shape[2], w = (int32_t)img.shape[3];
     *stage = 0;
@@ -98,9 +104,10 @@ static int32_t scenario(float *out_lat, float *out_img, int *stage)
     return rc;
 }
 
-static void every_allocation(void)
+static void every_allocation(int which_flags)
 {
     int stage;
+    flags = load_flags[which_flags];
     n_lat = lat.count;
     n_img = 3 * (uint64_t)img.shape[2] * (uint64_t)img.shape[3];
     ref_lat = malloc(n_lat * sizeof(float));
@@ -127,16 +134,16 @@ static void every_allocation(void)
             ck_assert_int_eq(memcmp(im, ref_img, n_img * sizeof(float)), 0);
         }
     }
-    printf("alloc_fail: %ld allocation sites in load + encode + decode, each failed once: "
-           "%ld during load, %ld during encode/decode; all gave VAE_ERR_NO_MEMORY\n",
-           total, failed_load, failed_run);
+    printf("alloc_fail (load flags 0x%x): %ld allocation sites in load + encode + decode, each "
+           "failed once: %ld during load, %ld during encode/decode; all gave VAE_ERR_NO_MEMORY\n",
+           flags, total, failed_load, failed_run);
     free(l);
     free(im);
 }
 
 START_TEST(test_every_allocation_fails_cleanly)
 {
-    every_allocation();
+    every_allocation(_i);
 }
 END_TEST
 
@@ -145,7 +152,7 @@ END_TEST
 START_TEST(test_every_tiled_allocation_fails_cleanly)
 {
     tile = 16;
-    every_allocation();
+    every_allocation(0);
     tile = 0;
 }
 END_TEST
@@ -156,7 +163,7 @@ int main(void)
     TCase *tc = tcase_create("alloc_fail");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 900);
-    tcase_add_test(tc, test_every_allocation_fails_cleanly);
+    tcase_add_loop_test(tc, test_every_allocation_fails_cleanly, 0, 2);
     tcase_add_test(tc, test_every_tiled_allocation_fails_cleanly);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -715,6 +715,118 @@ START_TEST(test_cvt_every_table)
 }
 END_TEST
 
+/* ---- f32 -> f16 (the loader's, for VAE_LOAD_HALF_WEIGHTS) --------------------- */
+
+static uint16_t to_half(float f)
+{
+    uint16_t h;
+    vae_f32_f16_cvt_ukernel__scalar(1, &f, &h);
+    return h;
+}
+
+static float from_half(uint16_t h)
+{
+    float f;
+    vae_f16_f32_cvt_ukernel__scalar(1, &h, &f);
+    return f;
+}
+
+START_TEST(test_f32_f16_known)
+{
+    static const struct { uint32_t f; uint16_t h; } cases[] = {
+        {0x00000000u, 0x0000}, {0x80000000u, 0x8000}, /* signed zeros */
+        {0x3f800000u, 0x3c00}, {0xc0000000u, 0xc000}, /* 1, -2 */
+        {0x477fe000u, 0x7bff},                        /* 65504, largest finite */
+        {0x477fefffu, 0x7bff},                        /* just below 65520 */
+        {0x477ff000u, 0x7c00},                        /* 65520: the tie goes to inf */
+        {0xc77ff000u, 0xfc00},
+        {0x7149f2cau, 0x7c00},                        /* 1e30 */
+        {0x7f800000u, 0x7c00}, {0xff800000u, 0xfc00}, /* +-inf */
+        {0x38800000u, 0x0400},                        /* 2^-14, smallest normal */
+        {0x387fc000u, 0x03ff},                        /* largest subnormal */
+        {0x387fe000u, 0x0400},                        /* tie, rounds up to the normal */
+        {0x33800000u, 0x0001},                        /* 2^-24, smallest subnormal */
+        {0x33000000u, 0x0000},                        /* 2^-25: tie between 0 and 1 -> 0 */
+        {0x33000001u, 0x0001},                        /* just above it */
+        {0xb3000001u, 0x8001},
+        {0x33c00000u, 0x0002},                        /* 1.5 * 2^-24: tie -> 2 */
+        {0x34200000u, 0x0002},                        /* 2.5 * 2^-24: tie -> 2 */
+        {0x2edbe6ffu, 0x0000},                        /* 1e-10 */
+        {0x3f801000u, 0x3c00},                        /* 1 + 2^-11: tie -> 1 */
+        {0x3f803000u, 0x3c02},                        /* 1 + 3 * 2^-11: tie -> even */
+        {0x3f801001u, 0x3c01},                        /* just above the tie */
+        {0x7fc00000u, 0x7e00},                        /* quiet NaN */
+        {0xffc00000u, 0xfe00},
+        {0x7f800001u, 0x7e00},                        /* signalling NaN: made quiet */
+        {0x7fa00000u, 0x7f00},                        /* payload's top bits kept */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint16_t h = to_half(bitsf(cases[i].f));
+        ck_assert_msg(h == cases[i].h, "f32 0x%08x -> 0x%04x, want 0x%04x", cases[i].f, h,
+                      cases[i].h);
+    }
+}
+END_TEST
+
+/* Every half survives the round trip, and around every midpoint between two
+ * neighbouring halves (exact in fp32) the rounding goes to the nearer one,
+ * the even one on the tie: that is round to nearest even, everywhere. */
+START_TEST(test_f32_f16_all_halves)
+{
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = from_half((uint16_t)h);
+        if (f != f) {
+            ck_assert_uint_eq(to_half(f), h | 0x200u); /* NaN: made quiet */
+            continue;
+        }
+        if (to_half(f) != h) ck_abort_msg("half 0x%04x does not round-trip", h);
+    }
+    for (uint32_t h = 0; h <= 0x7bffu; h++) {
+        for (int neg = 0; neg < 2; neg++) {
+            uint16_t s = neg ? 0x8000 : 0, lo = (uint16_t)(h | s), hi = (uint16_t)((h + 1) | s);
+            double a = from_half(lo), b = h == 0x7bffu ? (neg ? -65536.0 : 65536.0) : from_half(hi);
+            float mid = (float)((a + b) / 2); /* exact: 11 significant bits + 1 */
+            uint16_t even = (h & 1u) ? hi : lo;
+            float below = nextafterf(mid, (float)a), above = nextafterf(mid, (float)b);
+            if (to_half(mid) != even || to_half(below) != lo || to_half(above) != hi)
+                ck_abort_msg("around the midpoint of 0x%04x and 0x%04x: 0x%04x 0x%04x 0x%04x",
+                             lo, hi, to_half(below), to_half(mid), to_half(above));
+        }
+    }
+}
+END_TEST
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* The hardware's conversion as a second, independent reference. */
+__attribute__((target("avx,f16c"))) static uint16_t f16c_to_half(float f)
+{
+    return (uint16_t)_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(f), _MM_FROUND_TO_NEAREST_INT), 0);
+}
+#endif
+
+START_TEST(test_f32_f16_vs_f16c)
+{
+#if defined(__x86_64__)
+    if (!vae_kernels_cpu_supports(VAE_ISA_AVX2_FMA)) {
+        printf("note: f32 -> f16: no F16C in this build or CPU: compared with no hardware\n");
+        return;
+    }
+    /* a stride prime to every power of two sweeps all exponents and many
+     * mantissa patterns, NaNs included */
+    uint64_t n = 0;
+    for (uint64_t x = 0; x <= 0xffffffffu; x += 4099, n++) {
+        float f = bitsf((uint32_t)x);
+        uint16_t a = to_half(f), b = f16c_to_half(f);
+        if (a != b) ck_abort_msg("f32 0x%08x -> 0x%04x, F16C 0x%04x", (uint32_t)x, a, b);
+    }
+    ck_assert_uint_gt(n, 1000000);
+#else
+    printf("note: f32 -> f16: not x86-64: no hardware reference\n");
+#endif
+}
+END_TEST
+
 /* ---- ISA selection ------------------------------------------------------------- */
 
 START_TEST(test_set_max_isa)
@@ -873,6 +985,9 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, test_cvt_tails);
     tcase_add_test(tc, test_bf16_known);
     tcase_add_test(tc, test_cvt_every_table);
+    tcase_add_test(tc, test_f32_f16_known);
+    tcase_add_test(tc, test_f32_f16_all_halves);
+    tcase_add_test(tc, test_f32_f16_vs_f16c);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("rows+winograd");

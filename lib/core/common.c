@@ -63,10 +63,9 @@ void *vae_alloc(size_t nbytes)
 {
     void *p = NULL;
     if (injected_failure()) return NULL;
-    if (nbytes == 0) nbytes = 64;
     /* Round up so aligned_alloc's size rule holds. */
     if (nbytes > SIZE_MAX - 63) return NULL;
-    nbytes = (nbytes + 63) & ~(size_t)63;
+    nbytes = (size_t)vae_alloc_footprint(nbytes);
     if (posix_memalign(&p, 64, nbytes) != 0) return NULL;
     return p;
 }

@@ -38,6 +38,11 @@ static inline int vae_add_ok(uint64_t a, uint64_t b, uint64_t *r)
 /* 64-byte aligned allocation (cache line and any SIMD width); free with
  * vae_free_aligned. Returns NULL on failure or when n == 0 overflows. */
 VAE_HIDDEN void *vae_alloc(size_t nbytes);
+/* The bytes vae_alloc(nbytes) actually takes: rounded up to 64. */
+static inline uint64_t vae_alloc_footprint(uint64_t nbytes)
+{
+    return nbytes == 0 ? 64 : (nbytes + 63) & ~(uint64_t)63;
+}
 VAE_HIDDEN void *vae_calloc(size_t nbytes);
 VAE_HIDDEN void vae_free_aligned(void *p);
 

@@ -109,6 +109,9 @@ VAE_HIDDEN void vae_f16_f32_cvt_ukernel__f16c(size_t n, const uint16_t *src, flo
 /* aarch64 only, as are the _neon kernels below (files named *-neon.c). */
 VAE_HIDDEN void vae_f16_f32_cvt_ukernel__neon(size_t n, const uint16_t *src, float *dst);
 VAE_HIDDEN void vae_bf16_f32_cvt_ukernel__scalar(size_t n, const uint16_t *src, float *dst);
+/* fp32 to IEEE binary16, round to nearest even: the loader's, for
+ * VAE_LOAD_HALF_WEIGHTS (not in the table: it runs once per weight). */
+VAE_HIDDEN void vae_f32_f16_cvt_ukernel__scalar(size_t n, const float *src, uint16_t *dst);
 
 #define VAE_GN_DECL(isa)                                                                   \
     VAE_HIDDEN double vae_f32_sum_ukernel__##isa(size_t n, const float *x);               \

@@ -1,10 +1,14 @@
 /* loader.c - from a path to a ready vae_model: find the files, read the
  * architecture, check every tensor's presence, dtype and shape against it,
- * convert to fp32 and pack the convolution weights for the GEMM kernels. */
+ * convert to fp32 and pack the convolution weights for the GEMM kernels
+ * (or, with VAE_LOAD_HALF_WEIGHTS, keep the convolution weights in 16
+ * bits, unpacked). */
 #include "model/model.h"
 
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +21,17 @@ typedef struct loader {
     const vae_kernel_table *kt;
     uint64_t n_params;
     int seen_dtype[3];
+    int half;              /* VAE_LOAD_HALF_WEIGHTS */
+    uint64_t bytes;        /* what the kept weight arrays take: vae_model_weight_bytes */
     vae_error *err;
 } loader;
+
+/* Adds an array of nbytes the model keeps to the weight total, as vae_alloc
+ * rounds it. */
+static void kept(loader *L, uint64_t nbytes)
+{
+    L->bytes += vae_alloc_footprint(nbytes);
+}
 
 static int is_dir(const char *p)
 {
@@ -66,14 +79,12 @@ static int32_t resolve_paths(const char *path, char *weights, char *config, vae_
     return VAE_OK;
 }
 
-/* Finds base+suffix, checks its shape against want (ndim entries; a 2-d
- * [o, i] is accepted for a want of [o, i, 1, 1]: diffusers stores the
- * attention projections as linear layers), converts it to a new fp32 array. */
-static int32_t take(loader *L, const char *base, const char *suffix, int ndim,
-                    const int64_t *want, float **out)
+/* Finds name, checks its dtype and its shape against want (ndim entries; a
+ * 2-d [o, i] is accepted for a want of [o, i, 1, 1]: diffusers stores the
+ * attention projections as linear layers). */
+static int32_t find(loader *L, const char *name, int ndim, const int64_t *want,
+                    const st_tensor **out)
 {
-    char name[512];
-    snprintf(name, sizeof name, "%s%s", base, suffix);
     const st_tensor *t = st_find(&L->f, name);
     *out = NULL;
     if (!t) return vae_fail(L->err, VAE_ERR_MODEL, "%s: tensor '%s' is missing", L->f.path, name);
@@ -95,6 +106,27 @@ static int32_t take(loader *L, const char *base, const char *suffix, int ndim,
         return vae_fail(L->err, VAE_ERR_MODEL, "%s: tensor '%s' has shape [%s], expected [%s]",
                         L->f.path, name, got, exp);
     }
+    *out = t;
+    return VAE_OK;
+}
+
+/* A tensor the model keeps: for vae_get_info's dtype and parameter count. */
+static void note(loader *L, const st_tensor *t)
+{
+    L->seen_dtype[t->dtype] = 1;
+    L->n_params += t->count;
+}
+
+/* Finds base+suffix (checked by find()), converts it to a new fp32 array. */
+static int32_t take(loader *L, const char *base, const char *suffix, int ndim,
+                    const int64_t *want, float **out)
+{
+    char name[512];
+    const st_tensor *t;
+    int32_t rc;
+    snprintf(name, sizeof name, "%s%s", base, suffix);
+    *out = NULL;
+    if ((rc = find(L, name, ndim, want, &t)) != VAE_OK) return rc;
     float *d = vae_alloc_floats(t->count);
     if (!d) return vae_fail(L->err, VAE_ERR_NO_MEMORY, "%s: out of memory for '%s'", L->f.path, name);
     /* The mapping may be unaligned for 2- and 4-byte loads; the kernels
@@ -112,8 +144,52 @@ static int32_t take(loader *L, const char *base, const char *suffix, int ndim,
         else L->kt->bf16_to_f32(t->count, tmp, d);
         free(tmp);
     }
-    L->seen_dtype[t->dtype] = 1;
-    L->n_params += t->count;
+    note(L, t);
+    *out = d;
+    return VAE_OK;
+}
+
+/* F32 values from here up (in magnitude) would round to an infinite F16. */
+#define F16_OVERFLOW 65520.0f
+
+/*
+ * The weights of base (checked by find()) as a new 16-bit array for
+ * VAE_LOAD_HALF_WEIGHTS: F16 and BF16 exactly as stored, F32 rounded to F16
+ * (to nearest even). An F32 tensor with a finite value beyond the F16 range
+ * is not rounded: *out stays NULL and the caller keeps it in fp32. That
+ * costs memory, never correctness; released VAEs have weights of a few
+ * units at most.
+ */
+static int32_t take16(loader *L, const char *base, int ndim, const int64_t *want,
+                      uint16_t **out, int32_t *dtype)
+{
+    char name[512];
+    const st_tensor *t;
+    int32_t rc;
+    snprintf(name, sizeof name, "%s.weight", base);
+    *out = NULL;
+    if ((rc = find(L, name, ndim, want, &t)) != VAE_OK) return rc;
+    uint16_t *d = vae_alloc(t->count ? t->count * sizeof *d : 1);
+    if (!d) return vae_fail(L->err, VAE_ERR_NO_MEMORY, "%s: out of memory for '%s'", L->f.path, name);
+    if (t->dtype != ST_F32) {
+        memcpy(d, t->data, t->nbytes); /* the mapping may be unaligned for 2-byte loads */
+        *dtype = t->dtype == ST_F16 ? VAE_DTYPE_F16 : VAE_DTYPE_BF16;
+    } else {
+        /* through an aligned block: the mapping may be unaligned for floats */
+        float blk[1024];
+        for (uint64_t i = 0; i < t->count; i += 1024) {
+            size_t n = t->count - i < 1024 ? (size_t)(t->count - i) : 1024;
+            memcpy(blk, t->data + i * sizeof(float), n * sizeof(float));
+            for (size_t j = 0; j < n; j++)
+                if (fabsf(blk[j]) >= F16_OVERFLOW && fabsf(blk[j]) <= FLT_MAX) {
+                    vae_free_aligned(d);
+                    return VAE_OK;
+                }
+            vae_f32_f16_cvt_ukernel__scalar(n, blk, d + i);
+        }
+        *dtype = VAE_DTYPE_F16;
+    }
+    note(L, t);
     *out = d;
     return VAE_OK;
 }
@@ -124,13 +200,19 @@ static int32_t take_norm(loader *L, const char *base, int32_t c, vae_norm *n)
     int32_t rc;
     n->c = c;
     if ((rc = take(L, base, ".weight", 1, s, &n->gamma)) != VAE_OK) return rc;
-    return take(L, base, ".bias", 1, s, &n->beta);
+    if ((rc = take(L, base, ".bias", 1, s, &n->beta)) != VAE_OK) return rc;
+    kept(L, (uint64_t)c * sizeof(float));
+    kept(L, (uint64_t)c * sizeof(float));
+    return VAE_OK;
 }
 
 /* How a conv's weights are kept: packed for the GEMM kernels (1x1 and the
  * stride-2 Downsample), or as stored (every other 3x3, the Upsample's
  * included: Winograd transforms them per call, and the direct path packs or
- * folds them per call). Held once either way. */
+ * folds them per call). Held once either way. With VAE_LOAD_HALF_WEIGHTS
+ * every conv is kept as stored, in 16 bits, and widened (and packed where
+ * the form says so) per call: packed 16-bit weights would save nothing
+ * over widening into a buffer the call packs anyway. */
 #define CONV_PACKED 0
 #define CONV_RAW3X3 2
 
@@ -148,16 +230,25 @@ static int32_t take_conv_ex(loader *L, const char *base, int32_t cout, int32_t c
     int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
     float *w = NULL;
     int32_t rc;
+    const uint64_t count = (uint64_t)cout * (uint64_t)cin * (uint64_t)k * (uint64_t)k;
     cv->cout = cout;
     cv->cin = cin;
     cv->ksize = k;
-    if ((rc = take(L, base, ".weight", 4, ws, &w)) != VAE_OK) return rc;
+    /* cv->w16 is the model's as soon as it is set: vae_model_free frees it */
+    if (L->half && (rc = take16(L, base, 4, ws, &cv->w16, &cv->w16_dtype)) != VAE_OK) return rc;
+    if (!cv->w16 && (rc = take(L, base, ".weight", 4, ws, &w)) != VAE_OK) return rc;
     if ((rc = take(L, base, ".bias", 1, bs, &cv->bias)) != VAE_OK) {
         vae_free_aligned(w);
         return rc;
     }
+    kept(L, (uint64_t)cout * sizeof(float));
+    if (cv->w16) {
+        kept(L, count * sizeof(uint16_t));
+        return VAE_OK;
+    }
     if (form == CONV_RAW3X3) {
         cv->w_raw = w; /* kept as stored: Winograd transforms it per call */
+        kept(L, count * sizeof(float));
         return VAE_OK;
     } else
         rc = vae_packed_init(&cv->w, (size_t)cout, (size_t)cin * (size_t)k * (size_t)k,
@@ -165,6 +256,8 @@ static int32_t take_conv_ex(loader *L, const char *base, int32_t cout, int32_t c
     vae_free_aligned(w);
     if (rc != VAE_OK)
         return vae_fail(L->err, rc, "%s: out of memory packing '%s.weight'", L->f.path, base);
+    kept(L, vae_packed_floats((size_t)cout, (size_t)cin * (size_t)k * (size_t)k, L->kt->gemm_mr) *
+                sizeof(float));
     return VAE_OK;
 }
 
@@ -302,6 +395,11 @@ static void free_coder(vae_coder *c)
     free_conv(&c->conv_out);
 }
 
+uint64_t vae_model_weight_bytes(const struct vae_model *m)
+{
+    return m ? m->weight_bytes : 0;
+}
+
 void vae_model_free(struct vae_model *m)
 {
     if (!m) return;
@@ -335,6 +433,7 @@ int32_t vae_model_load(const char *path, const char *config_path, uint32_t flags
     loader L;
     memset(&L, 0, sizeof L);
     L.err = err;
+    L.half = (flags & VAE_LOAD_HALF_WEIGHTS) != 0;
     L.arch = &m->arch;
     L.kt = vae_kernels();
     m->path = vae_strdup(weights);
@@ -392,6 +491,7 @@ int32_t vae_model_load(const char *path, const char *config_path, uint32_t flags
                     : L.seen_dtype[ST_F16] ? VAE_DTYPE_F16
                     : L.seen_dtype[ST_BF16] ? VAE_DTYPE_BF16 : VAE_DTYPE_F32;
     m->n_params = L.n_params;
+    m->weight_bytes = L.bytes;
     st_close(&L.f);
     *out = m;
     return VAE_OK;

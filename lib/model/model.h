@@ -1,7 +1,8 @@
 /*
  * model.h - the AutoencoderKL of Stable Diffusion as data: its architecture
  * (from config.json or inferred from tensor shapes) and its weights, loaded
- * into fp32 and packed for the kernels.
+ * into fp32 and packed for the kernels, or kept in 16 bits
+ * (VAE_LOAD_HALF_WEIGHTS) and widened per call.
  */
 #ifndef SDXLVAE_MODEL_H
 #define SDXLVAE_MODEL_H
@@ -66,6 +67,7 @@ struct vae_model {
     int32_t naming;
     int32_t weight_dtype;           /* VAE_DTYPE_* */
     uint64_t n_params;
+    uint64_t weight_bytes;          /* vae_model_weight_bytes() */
     int32_t n_threads;              /* default for calls */
     char *path;                     /* the weights file */
     /* The last error on this handle, guarded: the model is shared. */
@@ -116,6 +118,10 @@ VAE_HIDDEN const char *vae_name_resnet_part(const vae_names *nm, const char *par
 VAE_HIDDEN int32_t vae_model_load(const char *path, const char *config_path, uint32_t flags,
                                   struct vae_model **out, vae_error *err);
 VAE_HIDDEN void vae_model_free(struct vae_model *m);
+/* Bytes the model's weights take in memory: every array allocated at load
+ * for weights, biases, norms and packed copies (as vae_alloc rounds them),
+ * 16-bit with VAE_LOAD_HALF_WEIGHTS; not the handle's small structs. */
+VAE_HIDDEN uint64_t vae_model_weight_bytes(const struct vae_model *m);
 
 /* The graph. Single image; x is 3 x h x w. */
 VAE_HIDDEN int32_t vae_run_encoder(const struct vae_model *m, vae_ctx *ctx, const float *x,

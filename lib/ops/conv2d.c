@@ -165,6 +165,8 @@ void vae_conv_free(vae_conv *cv)
 {
     vae_free_aligned(cv->w_raw);
     cv->w_raw = NULL;
+    vae_free_aligned(cv->w16);
+    cv->w16 = NULL;
     vae_packed_free(&cv->w);
     for (int p = 0; p < 4; p++) vae_packed_free(&cv->sub[p]);
     vae_free_aligned(cv->bias);
@@ -244,9 +246,47 @@ static int use_winograd(const vae_ctx *ctx, const vae_conv *cv)
     return ctx->winograd && cv->cin >= 16 && cv->cout >= 16;
 }
 
+/*
+ * A conv whose weights the model holds in 16 bits: widen them (exactly)
+ * into the call's buffer, then run the fp32 path an fp32-held model takes
+ * for this conv: stride-1 and Upsample 3x3 from the raw weights (Winograd,
+ * or packing per call), the rest (1x1, Downsample) from weights packed here
+ * as the loader packs them. Same fp32 values, same kernels: the output has
+ * the same bits as that of a model loaded without the flag from the same
+ * F16/BF16 file.
+ */
+static int32_t conv2d_half(vae_ctx *ctx, const vae_conv *cv, int mode, const float *in, int32_t h,
+                           int32_t w, float *out, int accumulate, vae_error *err)
+{
+    const size_t K = (size_t)cv->cin * (size_t)cv->ksize * (size_t)cv->ksize;
+    const uint64_t n = (uint64_t)cv->cout * K;
+    float *wide = vae_ctx_buffer(&ctx->wide, &ctx->wide_cap, n);
+    if (!wide)
+        return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory widening %llu convolution weights",
+                        (unsigned long long)n);
+    if (cv->w16_dtype == VAE_DTYPE_BF16) ctx->kt->bf16_to_f32((size_t)n, cv->w16, wide);
+    else ctx->kt->f16_to_f32((size_t)n, cv->w16, wide);
+    vae_conv view = *cv; /* owns nothing: never freed */
+    view.w16 = NULL;
+    if (cv->ksize == 3 && (mode == VAE_CONV_SAME || mode == VAE_CONV_UP2)) {
+        view.w_raw = wide;
+    } else {
+        const size_t mr = ctx->kt->gemm_mr;
+        uint64_t np = vae_packed_floats((size_t)cv->cout, K, mr);
+        float *buf = np == UINT64_MAX ? NULL
+                                      : vae_ctx_buffer(&ctx->wide_packed, &ctx->wide_packed_cap, np);
+        if (!buf)
+            return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory packing %llu convolution weights",
+                            (unsigned long long)n);
+        vae_packed_fill(&view.w, (size_t)cv->cout, K, mr, wide, buf);
+    }
+    return vae_conv2d(ctx, &view, mode, in, h, w, out, accumulate, err);
+}
+
 int32_t vae_conv2d(vae_ctx *ctx, const vae_conv *cv, int mode, const float *in, int32_t h,
                    int32_t w, float *out, int accumulate, vae_error *err)
 {
+    if (cv->w16) return conv2d_half(ctx, cv, mode, in, h, w, out, accumulate, err);
     if (cv->w_raw && (mode == VAE_CONV_SAME || mode == VAE_CONV_UP2) && cv->ksize == 3) {
         int32_t rc;
         int up2 = mode == VAE_CONV_UP2;

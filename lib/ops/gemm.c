@@ -200,6 +200,8 @@ void vae_ctx_free(vae_ctx *ctx)
         for (int i = 0; i < ctx->n_threads; i++) vae_free_aligned(ctx->scratch[i]);
     free(ctx->scratch);
     vae_free_aligned(ctx->wg_u);
+    vae_free_aligned(ctx->wide);
+    vae_free_aligned(ctx->wide_packed);
     for (int i = 0; ctx->wg_v && i < ctx->n_threads; i++) vae_free_aligned(ctx->wg_v[i]);
     for (int i = 0; ctx->wg_m && i < ctx->n_threads; i++) vae_free_aligned(ctx->wg_m[i]);
     free(ctx->wg_v);

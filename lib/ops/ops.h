@@ -41,6 +41,12 @@ typedef struct vae_conv {
     /* For stride-1 3x3 convs: the weights as stored (cout x cin x 3 x 3),
      * which the Winograd path transforms per call; w is then unused. */
     float *w_raw;
+    /* With VAE_LOAD_HALF_WEIGHTS, every conv: the weights as stored
+     * (cout x cin x k x k) in 16 bits, w16_dtype VAE_DTYPE_F16 or _BF16.
+     * Each call widens them and then runs as if w_raw or w held them (see
+     * vae_conv2d); w and w_raw are then unused. */
+    uint16_t *w16;
+    int32_t w16_dtype;
 } vae_conv;
 
 /* Prepares cv (cout, cin set, ksize 3) to run VAE_CONV_UP2 as four 2x2
@@ -87,6 +93,10 @@ typedef struct vae_ctx {
     uint64_t wg_u_cap;
     float **wg_v, **wg_m;
     uint64_t wg_v_cap, wg_m_cap;
+    /* 16-bit weights widened for the layer that runs, and packed when that
+     * layer wants them packed: the model holds only the 16-bit copy. */
+    float *wide, *wide_packed;
+    uint64_t wide_cap, wide_packed_cap;
     /* Progress of the whole API call (model/autoencoder.c reports after
      * every layer): work is counted in nominal multiply-adds; done and total
      * span all the images of a batch. Zero from vae_ctx_init: no reports. */
