@@ -1223,9 +1223,10 @@ if [ -f "$FX/model.safetensors" ] && [ "$have_py" -eq 1 ]; then
         py roll "$mem/circ.npy" "$mem/circ-rolled.npy" 10 14
         pycheck "decode --circular: rolling the latent rolls the image" cmp "$mem/circ-r.npy" "$mem/circ-rolled.npy" 1e-4
         expect_ok "encode --circular" -- "$CLI" encode --circular -m "$FX" "$mem/big-img.npy" "$mem/circ-lat.npy"
-        py mkarr "$mem/img24.npy" 1 3 24 32 1
-        expect_fail "encode --circular refuses sides not multiples of 8f" 1 "" "$mem/circ24.npy" -- \
-            "$CLI" encode --circular -m "$FX" "$mem/img24.npy" "$mem/circ24.npy"
+        # 22 x 34: multiples of f = 2, but of nothing larger
+        py mkarr "$mem/img22.npy" 1 3 22 34 1
+        expect_fail "encode --circular refuses sides not multiples of 8f" 1 "" "$mem/circ22.npy" -- \
+            "$CLI" encode --circular -m "$FX" "$mem/img22.npy" "$mem/circ22.npy"
     fi
 else
     skip "memory options" "$FX or python3 not found"
