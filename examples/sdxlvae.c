@@ -1,17 +1,27 @@
 /*
  * sdxlvae - the command-line tool of libsdxlvae.
  *
- *   sdxlvae encode    -m MODEL [--raw] [--sample SEED] [--crop] [--threads N] [-f] IN OUT
+ *   sdxlvae encode    -m MODEL [--raw] [--sample SEED] [--crop] [--threads N]
+ *                     [MEMORY] [-f] IN OUT
  *   sdxlvae encode    -m MODEL [...] -o DIR IN...
- *   sdxlvae decode    -m MODEL [--raw] [--threads N] [-f] IN OUT
+ *   sdxlvae decode    -m MODEL [--raw] [--threads N] [MEMORY] [-f] IN OUT
  *   sdxlvae decode    -m MODEL [...] [--to png|npy] -o DIR IN...
- *   sdxlvae roundtrip -m MODEL [--crop] [--threads N] [-f] IN.png OUT.png
- *   sdxlvae info      -m MODEL
+ *   sdxlvae roundtrip -m MODEL [--crop] [--threads N] [MEMORY] [-f] IN.png OUT.png
+ *   sdxlvae info      -m MODEL [--half-weights]
  *   sdxlvae convert   [-f] IN OUT
  *
- * Every command takes -v (timings of its stages on stderr); encode, decode
- * and roundtrip draw a progress bar on stderr when it is a terminal and the
- * work takes more than a second, unless -q/--quiet.
+ * MEMORY is any of --max-memory SIZE, --tile PIXELS, --circular and
+ * --half-weights. decode loads the decoder only, encode the encoder only.
+ *
+ * Every command takes -v (timings of its stages on stderr; encode, decode and
+ * roundtrip also print the library's memory estimate before each run call);
+ * encode, decode and roundtrip draw a progress bar on stderr when it is a
+ * terminal and the work takes more than a second, unless -q/--quiet.
+ *
+ * --max-memory SIZE bounds the whole process, not only the library's working
+ * memory: the tool subtracts the weights, its own arrays and a 16 MiB
+ * allowance for itself and gives the library the rest
+ * (vae_run_options.max_memory), which then runs tiled when it must.
  *
  * Files are told apart by extension: .npy holds float32 NCHW tensors (images
  * in [-1, 1]), .png holds images (any PNG in, 8-bit RGB out).
@@ -180,17 +190,24 @@ static void subject_error(const char *subject, const char *msg)
         errorf("%s", msg);
 }
 
-/* Reports a failed library call: the handle's message, else the thread's,
- * else the status name; prefixed with `subject` when it does not say it. */
-static void lib_error(const vae_model *model, int32_t status,
-                      const char *subject)
+/* The message of a failed library call: the handle's, else the thread's,
+ * else the status name. Valid until the next call into the library. */
+static const char *lib_message(const vae_model *model, int32_t status)
 {
     const char *msg = model != NULL ? vae_last_error(model) : "";
     if (msg == NULL || *msg == '\0')
         msg = vae_last_error(NULL);
     if (msg == NULL || *msg == '\0')
         msg = vae_strerror(status);
-    subject_error(subject, msg);
+    return msg;
+}
+
+/* Reports a failed library call, prefixed with `subject` when its message
+ * does not say it. */
+static void lib_error(const vae_model *model, int32_t status,
+                      const char *subject)
+{
+    subject_error(subject, lib_message(model, status));
 }
 
 /* ---- Help ------------------------------------------------------------------ */
@@ -216,6 +233,11 @@ static const char USAGE_MAIN[] =
     "terminal and the work takes more than a second (-q, --quiet: never); every\n"
     "command takes -v, --verbose to print the time of each stage on stderr.\n"
     "\n"
+    "encode, decode and roundtrip take --max-memory SIZE (the most memory the\n"
+    "whole process may use, e.g. 2G; the work is then done in tiles when it\n"
+    "must), --tile PIXELS, --circular (seamless textures) and --half-weights\n"
+    "(weights kept in 16 bits); see 'sdxlvae COMMAND --help'.\n"
+    "\n"
     "encode and decode take many files at once with -o DIR (--output-dir):\n"
     "every file (or directory of files) named is an input, the model is loaded\n"
     "once and each result is written to DIR/<name>.npy (decode: .png, or .npy\n"
@@ -233,12 +255,14 @@ static const char USAGE_MAIN[] =
 
 static const char USAGE_ENCODE[] =
     "Usage: sdxlvae encode -m MODEL [--raw] [--sample SEED] [--crop] [--threads N]\n"
-    "                      [-f] [-q] [-v] IN OUT\n"
+    "                      [--max-memory SIZE] [--tile PIXELS] [--circular]\n"
+    "                      [--half-weights] [-f] [-q] [-v] IN OUT\n"
     "       sdxlvae encode -m MODEL [OPTIONS] -o DIR IN...\n"
     "\n"
     "Encodes images into latents. IN is a .png or a .npy (N x 3 x H x W or\n"
     "3 x H x W, values in [-1, 1]); OUT is a .npy (N x C x H/8 x W/8). H and W\n"
-    "must be multiples of the model's downsample factor (8).\n"
+    "must be multiples of the model's downsample factor (8). Only the\n"
+    "encoder's weights are loaded.\n"
     "\n"
     "With -o DIR, every IN (one or more) is an input: a .png or .npy file, or a\n"
     "directory whose .png and .npy files are taken (sorted by name; not its\n"
@@ -262,16 +286,38 @@ static const char USAGE_ENCODE[] =
     "  -f, --force        replace existing output files (default: refuse)\n"
     "  -q, --quiet        no progress bar\n"
     "  -v, --verbose      print the time of each stage (load, read, encode,\n"
-    "                     decode, write) on stderr\n"
-    "  -h, --help         show this help\n";
+    "                     decode, write) and the memory estimate on stderr\n"
+    "  -h, --help         show this help\n"
+    "\n"
+    "Memory:\n"
+    "      --max-memory SIZE\n"
+    "                     the most memory the whole process may use: bytes, or\n"
+    "                     with a K, M, G or T suffix (powers of 1024), e.g.\n"
+    "                     512M, 1.5G. The weights, the arrays of the file and\n"
+    "                     16 MiB for the program count against it; the library\n"
+    "                     gets the rest and works in tiles when the whole image\n"
+    "                     does not fit. Fails, saying the minimum, when even the\n"
+    "                     smallest tile does not fit. Default: the library's\n"
+    "                     (half the physical memory for its working memory)\n"
+    "      --tile PIXELS  work in tiles of PIXELS x PIXELS image pixels (a\n"
+    "                     multiple of 8), even when the whole image fits. The\n"
+    "                     result equals the untiled one up to rounding (1e-4)\n"
+    "      --circular     wrap-around padding, for textures that tile\n"
+    "                     seamlessly; image sides must then be multiples of 64\n"
+    "                     (8 x the model's downsample factor)\n"
+    "      --half-weights keep the weights in 16 bits: half the memory; exact\n"
+    "                     for F16 and BF16 files, F32 weights are rounded\n";
 
 static const char USAGE_DECODE[] =
-    "Usage: sdxlvae decode -m MODEL [--raw] [--threads N] [-f] [-q] [-v] IN OUT\n"
+    "Usage: sdxlvae decode -m MODEL [--raw] [--threads N] [--max-memory SIZE]\n"
+    "                      [--tile PIXELS] [--circular] [--half-weights]\n"
+    "                      [-f] [-q] [-v] IN OUT\n"
     "       sdxlvae decode -m MODEL [OPTIONS] [--to png|npy] -o DIR IN...\n"
     "\n"
     "Decodes latents into images. IN is a .npy (N x C x h x w or C x h x w);\n"
     "OUT is a .png (N must be 1) or a .npy (N x 3 x 8h x 8w, raw decoder\n"
-    "output, not clamped). PNG output maps [-1, 1] to 0..255.\n"
+    "output, not clamped). PNG output maps [-1, 1] to 0..255. Only the\n"
+    "decoder's weights are loaded.\n"
     "\n"
     "With -o DIR, every IN (one or more) is an input: a .npy file, or a\n"
     "directory whose .npy files are taken (sorted by name; not its\n"
@@ -291,12 +337,31 @@ static const char USAGE_DECODE[] =
     "  -f, --force        replace existing output files (default: refuse)\n"
     "  -q, --quiet        no progress bar\n"
     "  -v, --verbose      print the time of each stage (load, read, encode,\n"
-    "                     decode, write) on stderr\n"
-    "  -h, --help         show this help\n";
+    "                     decode, write) and the memory estimate on stderr\n"
+    "  -h, --help         show this help\n"
+    "\n"
+    "Memory:\n"
+    "      --max-memory SIZE\n"
+    "                     the most memory the whole process may use: bytes, or\n"
+    "                     with a K, M, G or T suffix (powers of 1024), e.g.\n"
+    "                     512M, 1.5G. The weights, the arrays of the file and\n"
+    "                     16 MiB for the program count against it; the library\n"
+    "                     gets the rest and works in tiles when the whole image\n"
+    "                     does not fit. Fails, saying the minimum, when even the\n"
+    "                     smallest tile does not fit. Default: the library's\n"
+    "                     (half the physical memory for its working memory)\n"
+    "      --tile PIXELS  work in tiles of PIXELS x PIXELS image pixels (a\n"
+    "                     multiple of 8), even when the whole image fits. The\n"
+    "                     result equals the untiled one up to rounding (1e-4)\n"
+    "      --circular     wrap-around padding: the image tiles seamlessly\n"
+    "                     (textures)\n"
+    "      --half-weights keep the weights in 16 bits: half the memory; exact\n"
+    "                     for F16 and BF16 files, F32 weights are rounded\n";
 
 static const char USAGE_ROUNDTRIP[] =
-    "Usage: sdxlvae roundtrip -m MODEL [--crop] [--threads N] [-f] [-q] [-v]\n"
-    "                         IN.png OUT.png\n"
+    "Usage: sdxlvae roundtrip -m MODEL [--crop] [--threads N] [--max-memory SIZE]\n"
+    "                         [--tile PIXELS] [--circular] [--half-weights]\n"
+    "                         [-f] [-q] [-v] IN.png OUT.png\n"
     "\n"
     "Encodes IN.png, decodes the latent into OUT.png and prints the PSNR of\n"
     "OUT against IN on 8-bit values, e.g. \"PSNR 31.42 dB\".\n"
@@ -309,17 +374,39 @@ static const char USAGE_ROUNDTRIP[] =
     "  -f, --force        replace OUT.png if it exists (default: refuse)\n"
     "  -q, --quiet        no progress bar\n"
     "  -v, --verbose      print the time of each stage (load, read, encode,\n"
-    "                     decode, write) on stderr\n"
-    "  -h, --help         show this help\n";
+    "                     decode, write) and the memory estimates on stderr\n"
+    "  -h, --help         show this help\n"
+    "\n"
+    "Memory:\n"
+    "      --max-memory SIZE\n"
+    "                     the most memory the whole process may use: bytes, or\n"
+    "                     with a K, M, G or T suffix (powers of 1024), e.g.\n"
+    "                     512M, 1.5G. The weights, the arrays of the file and\n"
+    "                     16 MiB for the program count against it; the library\n"
+    "                     gets the rest and works in tiles when the whole image\n"
+    "                     does not fit. Fails, saying the minimum, when even the\n"
+    "                     smallest tile does not fit. Default: the library's\n"
+    "                     (half the physical memory for its working memory)\n"
+    "      --tile PIXELS  work in tiles of PIXELS x PIXELS image pixels (a\n"
+    "                     multiple of 8), even when the whole image fits. The\n"
+    "                     result equals the untiled one up to rounding (1e-4)\n"
+    "      --circular     wrap-around padding, for textures that tile\n"
+    "                     seamlessly; image sides must then be multiples of 64\n"
+    "                     (8 x the model's downsample factor)\n"
+    "      --half-weights keep the weights in 16 bits: half the memory; exact\n"
+    "                     for F16 and BF16 files, F32 weights are rounded\n";
 
 static const char USAGE_INFO[] =
-    "Usage: sdxlvae info -m MODEL [-v]\n"
+    "Usage: sdxlvae info -m MODEL [--half-weights] [-v]\n"
     "\n"
     "Prints the model's family, tensor naming, architecture, weight type,\n"
-    "parameter count and latent scaling as \"key: value\" lines.\n"
+    "parameter count, latent scaling and the memory its weights take once\n"
+    "loaded as \"key: value\" lines.\n"
     "\n"
     "Options:\n"
     "  -m, --model MODEL  a .safetensors file or a diffusers folder\n"
+    "      --half-weights load the weights in 16 bits (weights_memory shows\n"
+    "                     what that saves)\n"
     "  -v, --verbose      print the time the load took on stderr\n"
     "  -h, --help         show this help\n";
 
@@ -340,7 +427,8 @@ static const char USAGE_CONVERT[] =
 enum {
     OPT_MODEL = 1, OPT_RAW = 2, OPT_SAMPLE = 4, OPT_THREADS = 8, OPT_CROP = 16,
     OPT_QUIET = 32, OPT_VERBOSE = 64, OPT_FORCE = 128, OPT_OUTDIR = 256,
-    OPT_TO = 512
+    OPT_TO = 512, OPT_MAXMEM = 1024, OPT_TILE = 2048, OPT_CIRCULAR = 4096,
+    OPT_HALF = 8192
 };
 
 typedef struct cli_args {
@@ -358,6 +446,11 @@ typedef struct cli_args {
     int force;            /* -f: replace existing outputs */
     const char *outdir;   /* -o DIR: batch mode */
     int to;               /* --to: KIND_PNG or KIND_NPY, 0 when not given */
+    uint64_t max_memory;  /* --max-memory in bytes; 0 when not given */
+    const char *max_memory_arg;  /* ... as the user wrote it, for messages */
+    int32_t tile;         /* --tile: tile side in image pixels; 0: not given */
+    int circular;         /* --circular: VAE_FLAG_CIRCULAR */
+    int half;             /* --half-weights: VAE_LOAD_HALF_WEIGHTS */
 } cli_args;
 
 typedef struct verb_desc {
@@ -384,6 +477,65 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
         if (v > (max - d) / 10)
             return -1;
         v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The largest tile side --tile takes: the largest multiple of 8 in int32_t. */
+#define MAX_TILE (INT32_MAX / 8 * 8)
+
+/* A size for --max-memory: whole bytes ("800000000"), or a number with a K,
+ * M, G or T suffix in either case, powers of 1024 ("512M", "1.5g"), rounded
+ * down to a whole byte. Returns 0; -1 when s is not such a size; -2 when it
+ * is more than UINT64_MAX bytes; -3 for a fraction without a suffix. */
+static int parse_size(const char *s, uint64_t *out)
+{
+    uint64_t ip = 0;
+    const char *p = s, *frac = NULL;
+    int nfrac = 0;
+    if (*p < '0' || *p > '9')
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (ip > (UINT64_MAX - d) / 10)
+            return -2;
+        ip = ip * 10 + d;
+    }
+    if (*p == '.') {
+        frac = ++p;
+        for (; *p >= '0' && *p <= '9'; p++)
+            nfrac++;
+        if (nfrac == 0)
+            return -1;
+    }
+    int shift = 0;
+    switch (*p) {
+    case 'k': case 'K': shift = 10; p++; break;
+    case 'm': case 'M': shift = 20; p++; break;
+    case 'g': case 'G': shift = 30; p++; break;
+    case 't': case 'T': shift = 40; p++; break;
+    default: break;
+    }
+    if (*p != '\0')
+        return -1;
+    if (frac != NULL && shift == 0)
+        return -3;
+    if (ip > (UINT64_MAX >> shift))
+        return -2;
+    uint64_t v = ip << shift;
+    if (frac != NULL) {
+        /* The fraction of one unit, in double: exact to far below a byte
+         * for any size a machine has. */
+        double f = 0.0, scale = 1.0;
+        for (int i = 0; i < nfrac && i < 18; i++) {
+            scale /= 10.0;
+            f += (double)(frac[i] - '0') * scale;
+        }
+        uint64_t extra = (uint64_t)(f * (double)(UINT64_C(1) << shift));
+        if (extra > UINT64_MAX - v)
+            return -2;
+        v += extra;
     }
     *out = v;
     return 0;
@@ -511,7 +663,11 @@ static int parse_args(const verb_desc *v, int argc, char **argv, cli_args *a)
                    match_flag(v, OPT_VERBOSE, arg, "-v", "--verbose", &a->verbose,
                               &err) ||
                    match_flag(v, OPT_FORCE, arg, "-f", "--force", &a->force, &err) ||
-                   match_flag(v, OPT_CROP, arg, NULL, "--crop", &a->crop, &err)) {
+                   match_flag(v, OPT_CROP, arg, NULL, "--crop", &a->crop, &err) ||
+                   match_flag(v, OPT_CIRCULAR, arg, NULL, "--circular",
+                              &a->circular, &err) ||
+                   match_flag(v, OPT_HALF, arg, NULL, "--half-weights", &a->half,
+                              &err)) {
             /* matched: its field is set, or err (the error is printed) */
         } else if ((v->opts & OPT_TO) && match_long(arg, "--to", &val)) {
             const char *s;
@@ -546,6 +702,62 @@ static int parse_args(const verb_desc *v, int argc, char **argv, cli_args *a)
                 return PARSE_USAGE;
             }
             a->threads = (int32_t)n;
+        } else if ((v->opts & OPT_MAXMEM) && match_long(arg, "--max-memory", &val)) {
+            const char *s;
+            if (option_value(v->name, "--max-memory", val, argc, argv, &i, &s) != 0)
+                return PARSE_USAGE;
+            int r = parse_size(s, &a->max_memory);
+            if (r == -2) {
+                errorf("%s: --max-memory '%s' is too large (the most is "
+                       "18446744073709551615 bytes, just under 16777216T)",
+                       v->name, s);
+                return PARSE_USAGE;
+            }
+            if (r == -3) {
+                errorf("%s: --max-memory '%s' is not a whole number of bytes "
+                       "(a fraction needs a K, M, G or T suffix, e.g. 1.5G)",
+                       v->name, s);
+                return PARSE_USAGE;
+            }
+            if (r != 0) {
+                errorf("%s: invalid --max-memory value '%s' (a size in bytes, "
+                       "e.g. 800000000, or with a K, M, G or T suffix for "
+                       "powers of 1024, e.g. 512M or 1.5G)", v->name, s);
+                return PARSE_USAGE;
+            }
+            if (a->max_memory == 0) {
+                errorf("%s: --max-memory '%s' is zero bytes (give the most "
+                       "memory the process may use, e.g. 2G)", v->name, s);
+                return PARSE_USAGE;
+            }
+            a->max_memory_arg = s;
+        } else if ((v->opts & OPT_TILE) && match_long(arg, "--tile", &val)) {
+            const char *s;
+            uint64_t n;
+            if (option_value(v->name, "--tile", val, argc, argv, &i, &s) != 0)
+                return PARSE_USAGE;
+            if (parse_u64(s, MAX_TILE, &n) != 0) {
+                errorf("%s: invalid --tile value '%s' (a tile side in pixels, "
+                       "a multiple of 8 from 8 to %d, e.g. 512)", v->name, s,
+                       MAX_TILE);
+                return PARSE_USAGE;
+            }
+            if (n == 0) {
+                errorf("%s: --tile 0: a tile side is a positive multiple of 8 "
+                       "(leave --tile out to let the library choose)", v->name);
+                return PARSE_USAGE;
+            }
+            if (n % 8 != 0) {
+                unsigned long long lo = n / 8 * 8;
+                if (lo == 0)
+                    errorf("%s: --tile %s is not a multiple of 8 (e.g. 8)",
+                           v->name, s);
+                else
+                    errorf("%s: --tile %s is not a multiple of 8 (e.g. %llu "
+                           "or %llu)", v->name, s, lo, lo + 8);
+                return PARSE_USAGE;
+            }
+            a->tile = (int32_t)n;
         } else {
             errorf("%s: unknown option '%s' (see 'sdxlvae %s --help')", v->name,
                    arg, v->name);
@@ -1019,11 +1231,28 @@ static int write_output(out_file *o, const tensor *t, const uint8_t *rgb)
 
 /* ---- The model ---------------------------------------------------------- */
 
-static int load_model(const char *path, int32_t threads, vae_model **model)
+/* What a command loads: decode needs only the decoder's weights and encode
+ * only the encoder's, so the other half costs neither memory nor load time;
+ * --half-weights keeps them in 16 bits. */
+static uint32_t load_flags(const cli_args *a)
 {
+    uint32_t flags = 0;
+    if (strcmp(a->verb, "decode") == 0)
+        flags |= VAE_LOAD_NO_ENCODER;
+    else if (strcmp(a->verb, "encode") == 0)
+        flags |= VAE_LOAD_NO_DECODER;
+    if (a->half)
+        flags |= VAE_LOAD_HALF_WEIGHTS;
+    return flags;
+}
+
+static int load_model(const cli_args *a, int32_t threads, vae_model **model)
+{
+    const char *path = a->model;
     vae_load_options lo;
     vae_load_options_init(&lo, sizeof lo);
     lo.n_threads = threads;
+    lo.flags = load_flags(a);
     int32_t st = vae_load(path, &lo, model);
     if (st != VAE_OK) {
         *model = NULL;
@@ -1054,6 +1283,199 @@ static void run_options(const cli_args *a, vae_run_options *ro)
         ro->flags |= VAE_FLAG_SAMPLE;
         ro->seed = a->seed;
     }
+    if (a->circular)
+        ro->flags |= VAE_FLAG_CIRCULAR;
+    /* A tile side alone asks for tiling; max_memory is set per call, by
+     * plan_memory. */
+    ro->tile = a->tile;
+}
+
+/* ---- Memory ------------------------------------------------------------- */
+
+/* What --max-memory leaves for the program itself: code, stacks, stdio, the
+ * PNG codec's buffers, the allocator's slack. */
+#define PROGRAM_BYTES (UINT64_C(16) << 20)
+
+typedef struct human {
+    char s[32];
+} human;
+
+/* A byte count for people: "900 B", "1.5 KiB", "335.0 MiB", "2.0 GiB". */
+static human hbytes(uint64_t b)
+{
+    static const char units[] = "KMGTPE";
+    human h;
+    if (b < 1024) {
+        snprintf(h.s, sizeof h.s, "%llu B", (unsigned long long)b);
+        return h;
+    }
+    double v = (double)b / 1024.0;
+    int u = 0;
+    while (v >= 1024.0 && u < 5) {
+        v /= 1024.0;
+        u++;
+    }
+    snprintf(h.s, sizeof h.s, "%.1f %ciB", v, units[u]);
+    return h;
+}
+
+static uint64_t add_sat(uint64_t x, uint64_t y)
+{
+    return x > UINT64_MAX - y ? UINT64_MAX : x + y;
+}
+
+static int32_t estimate(const vae_model *m, int32_t stage, int32_t h, int32_t w,
+                        const vae_run_options *ro, vae_memory_estimate *est)
+{
+    memset(est, 0, sizeof *est);
+    est->size = sizeof *est;
+    return vae_estimate_memory(m, stage, h, w, ro, est);
+}
+
+static void verbosef(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* -v: one line on stderr; in batch mode it ends with "  FILE" as the
+ * timings do. */
+static void verbosef(const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    if (!g_verbose)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    bar_clear();
+    if (g_timing_file != NULL)
+        fprintf(stderr, "%s  %s\n", line, g_timing_file);
+    else
+        fprintf(stderr, "%s\n", line);
+}
+
+static const char *stage_verb(int32_t stage)
+{
+    return stage == VAE_STAGE_ENCODE ? "encode" : "decode";
+}
+
+/* --max-memory cannot be met: says what the smallest run would take, from
+ * the library's estimate with a budget of one byte (the smallest tile or,
+ * with --tile, that tile). `fixed` is what is held besides working memory. */
+static void memory_too_small(const vae_model *m, const cli_args *a,
+                             const char *in, int32_t stage, int32_t h,
+                             int32_t w, uint64_t held, uint64_t weights,
+                             uint64_t fixed, const vae_run_options *ro)
+{
+    vae_run_options lo = *ro;
+    vae_memory_estimate e;
+    lo.max_memory = 1;
+    if (estimate(m, stage, h, w, &lo, &e) != VAE_OK) {
+        errorf("%s: --max-memory %s is too small to %s it: the weights (%s), "
+               "the arrays (%s) and the program (%s) take %s before any "
+               "working memory", in, a->max_memory_arg, stage_verb(stage),
+               hbytes(weights).s, hbytes(held).s, hbytes(PROGRAM_BYTES).s,
+               hbytes(fixed).s);
+        return;
+    }
+    uint64_t work = e.tiled ? e.tiled_bytes : e.untiled_bytes;
+    uint64_t need = add_sat(fixed, work);
+    char how[48] = "untiled";
+    if (e.tiled)
+        snprintf(how, sizeof how, "tile %d", (int)e.tile);
+    errorf("%s: --max-memory %s is too small to %s it: that needs at least "
+           "%lluM (weights %s, arrays %s, program %s, working memory %s, %s)",
+           in, a->max_memory_arg, stage_verb(stage),
+           (unsigned long long)((need >> 20) + ((need & 0xfffff) != 0)),
+           hbytes(weights).s, hbytes(held).s, hbytes(PROGRAM_BYTES).s,
+           hbytes(work).s, how);
+}
+
+/* Before a run call on an h x w image (image pixels for both stages), while
+ * the tool holds `held` bytes of arrays: with --max-memory, gives the
+ * library what is left of it once the weights, those arrays and
+ * PROGRAM_BYTES are taken away (ro->max_memory), and fails, saying the
+ * minimum, when that is not enough even in tiles; with -v, prints the
+ * estimate. Without --max-memory a failed estimate (a library without one)
+ * is only reported with -v. Prints the error and returns -1 on failure. */
+static int plan_memory(const vae_model *m, const cli_args *a, const char *in,
+                       int32_t stage, int32_t h, int32_t w, uint64_t held,
+                       vae_run_options *ro)
+{
+    static int unavailable_said;
+    vae_memory_estimate est;
+    if (a->max_memory == 0 && !g_verbose)
+        return 0;
+    int32_t st = estimate(m, stage, h, w, ro, &est);
+    if (st == VAE_OK && a->max_memory != 0) {
+        uint64_t weights = est.weights_bytes;
+        uint64_t fixed = add_sat(add_sat(weights, held), PROGRAM_BYTES);
+        if (fixed < a->max_memory) {
+            ro->max_memory = a->max_memory - fixed;
+            st = estimate(m, stage, h, w, ro, &est);
+        }
+        if (st == VAE_OK && (fixed >= a->max_memory || !est.fits)) {
+            memory_too_small(m, a, in, stage, h, w, held, weights, fixed, ro);
+            return -1;
+        }
+    }
+    if (st != VAE_OK) {
+        const char *msg = lib_message(m, st);
+        if (a->max_memory != 0 && st == VAE_ERR_UNSUPPORTED) {
+            errorf("%s: --max-memory needs the library's memory estimate: %s",
+                   in, msg);
+            return -1;
+        }
+        if (a->max_memory != 0) {
+            subject_error(in, msg);
+            return -1;
+        }
+        if (st != VAE_ERR_UNSUPPORTED) {
+            verbosef("memory  estimate failed: %s", msg);
+        } else if (!unavailable_said) {
+            /* about the library, not the file: once, without its name */
+            const char *file = g_timing_file;
+            g_timing_file = NULL;
+            verbosef("memory  estimate unavailable: %s", msg);
+            g_timing_file = file;
+            unavailable_said = 1;
+        }
+        return 0;
+    }
+    if (!g_verbose)
+        return 0;
+    uint64_t work = est.tiled ? est.tiled_bytes : est.untiled_bytes;
+    uint64_t total = add_sat(add_sat(add_sat(est.weights_bytes, held),
+                                     PROGRAM_BYTES), work);
+    char how[160];
+    if (est.tiled)
+        snprintf(how, sizeof how, "tiled, tile %d, working memory %s "
+                 "(untiled: %s), %.2fx the arithmetic", (int)est.tile,
+                 hbytes(est.tiled_bytes).s, hbytes(est.untiled_bytes).s,
+                 est.work_ratio);
+    else
+        snprintf(how, sizeof how, "untiled, working memory %s (tiled: %s)",
+                 hbytes(est.untiled_bytes).s, hbytes(est.tiled_bytes).s);
+    verbosef("memory  %s %dx%d: %s; weights %s, arrays %s, program %s: %s in "
+             "all; budget %s%s", stage_verb(stage), (int)w, (int)h, how,
+             hbytes(est.weights_bytes).s, hbytes(held).s,
+             hbytes(PROGRAM_BYTES).s, hbytes(total).s,
+             hbytes(est.budget_bytes).s,
+             est.fits ? "" : ": does not fit");
+    return 0;
+}
+
+/* A failed run call. A library that does not know a flag the options set
+ * says "unknown flags 0x..": name the option that set it. */
+static void run_error(const vae_model *m, int32_t st, const char *in,
+                      const vae_run_options *ro)
+{
+    const char *version = vae_version_string();  /* static; msg is not */
+    const char *msg = lib_message(m, st);
+    if (st == VAE_ERR_INVALID_ARGUMENT && (ro->flags & VAE_FLAG_CIRCULAR) &&
+        strstr(msg, "unknown flags") != NULL)
+        errorf("%s: %s (--circular: this libsdxlvae %s cannot do it)", in, msg,
+               version);
+    else
+        subject_error(in, msg);
 }
 
 /* --crop: keeps the top-left part of every image whose sides are multiples
@@ -1081,9 +1503,10 @@ static int crop_tensor(tensor *t, int32_t f, const char *in)
     return 0;
 }
 
-/* img -> lat (allocated), with its shape. */
+/* img -> lat (allocated), with its shape. `extra` is what the caller holds
+ * besides img and lat during the call, in bytes (for --max-memory). */
 static int do_encode(vae_model *m, const cli_args *a, const char *in,
-                     const tensor *img, tensor *lat)
+                     const tensor *img, tensor *lat, uint64_t extra)
 {
     int32_t f = vae_downsample_factor(m);
     if (img->h % f != 0 || img->w % f != 0) {
@@ -1110,6 +1533,14 @@ static int do_encode(vae_model *m, const cli_args *a, const char *in,
     }
     vae_run_options ro;
     run_options(a, &ro);
+    uint64_t held = add_sat(add_sat((uint64_t)img->n * 3 * (uint64_t)img->h *
+                                        (uint64_t)img->w * sizeof(float),
+                                    count * sizeof(float)), extra);
+    if (st == VAE_OK && plan_memory(m, a, in, VAE_STAGE_ENCODE, img->h, img->w,
+                                    held, &ro) != 0) {
+        tensor_free(lat);
+        return -1;
+    }
     double t0 = now_seconds();
     bar_begin("encoding");
     if (st == VAE_OK)
@@ -1117,7 +1548,7 @@ static int do_encode(vae_model *m, const cli_args *a, const char *in,
                         &ro);
     bar_clear();
     if (st != VAE_OK) {
-        lib_error(m, st, in);
+        run_error(m, st, in, &ro);
         tensor_free(lat);
         return -1;
     }
@@ -1125,9 +1556,10 @@ static int do_encode(vae_model *m, const cli_args *a, const char *in,
     return 0;
 }
 
-/* lat -> img (allocated), with its shape. */
+/* lat -> img (allocated), with its shape. `extra` is what the caller holds
+ * besides lat and img during the call, in bytes (for --max-memory). */
 static int do_decode(vae_model *m, const cli_args *a, const char *in,
-                     const tensor *lat, tensor *img)
+                     const tensor *lat, tensor *img, uint64_t extra)
 {
     int32_t f = vae_downsample_factor(m);
     if (lat->c != vae_latent_channels(m)) {
@@ -1159,6 +1591,15 @@ static int do_decode(vae_model *m, const cli_args *a, const char *in,
     }
     vae_run_options ro;
     run_options(a, &ro);
+    uint64_t held = add_sat(add_sat((uint64_t)lat->n * (uint64_t)lat->c *
+                                        (uint64_t)lat->h * (uint64_t)lat->w *
+                                        sizeof(float),
+                                    count * sizeof(float)), extra);
+    if (st == VAE_OK && plan_memory(m, a, in, VAE_STAGE_DECODE, img->h, img->w,
+                                    held, &ro) != 0) {
+        tensor_free(img);
+        return -1;
+    }
     double t0 = now_seconds();
     bar_begin("decoding");
     if (st == VAE_OK)
@@ -1166,7 +1607,7 @@ static int do_decode(vae_model *m, const cli_args *a, const char *in,
                         &ro);
     bar_clear();
     if (st != VAE_OK) {
-        lib_error(m, st, in);
+        run_error(m, st, in, &ro);
         tensor_free(img);
         return -1;
     }
@@ -1198,7 +1639,7 @@ static int encode_file(vae_model *m, const cli_args *a, const char *in,
         goto done;
     if (a->crop && crop_tensor(&img, vae_downsample_factor(m), in) != 0)
         goto done;
-    if (do_encode(m, a, in, &img, &lat) != 0)
+    if (do_encode(m, a, in, &img, &lat, 0) != 0)
         goto done;
     tensor_free(&img);  /* before writing: peak memory */
     t = now_seconds();
@@ -1232,7 +1673,7 @@ static int decode_file(vae_model *m, const cli_args *a, const char *in,
     }
     if (out_begin(&o, out, a->force) != 0)
         goto done;
-    if (do_decode(m, a, in, &lat, &img) != 0)
+    if (do_decode(m, a, in, &lat, &img, 0) != 0)
         goto done;
     tensor_free(&lat);
     if (ko == KIND_PNG && check_png_out(out, &img) != 0)
@@ -1258,7 +1699,7 @@ static int run_single(const cli_args *a, file_fn fn)
         return EXIT_FAILURE;
     vae_model *m = NULL;
     double t0 = now_seconds();
-    if (load_model(a->model, a->threads, &m) != 0)
+    if (load_model(a, a->threads, &m) != 0)
         return EXIT_FAILURE;
     timing("load", t0);
     int rc = fn(m, a, a->pos[0], a->pos[1]);
@@ -1587,7 +2028,7 @@ static int run_batch(const cli_args *a, file_fn fn, const char *ext)
         rc = EXIT_FAILURE;
     vae_model *m = NULL;
     double t0 = now_seconds();
-    if (rc == 0 && load_model(a->model, a->threads, &m) != 0)
+    if (rc == 0 && load_model(a, a->threads, &m) != 0)
         rc = EXIT_FAILURE;
     if (rc != 0) {
         if (created)
@@ -1675,7 +2116,7 @@ static int cmd_roundtrip(const cli_args *a)
     out_file o = {0};
     memset(&src, 0, sizeof src);
     double t0 = now_seconds(), t;
-    if (load_model(a->model, a->threads, &m) != 0)
+    if (load_model(a, a->threads, &m) != 0)
         goto done;
     timing("load", t0);
     t = now_seconds();
@@ -1687,10 +2128,12 @@ static int cmd_roundtrip(const cli_args *a)
     if (a->crop && crop_tensor(&img, vae_downsample_factor(m), in) != 0)
         goto done;
     int32_t ch = img.h, cw = img.w;
-    if (do_encode(m, a, in, &img, &lat) != 0)
+    /* the source's pixels stay for the PSNR */
+    uint64_t src_bytes = (uint64_t)src.width * src.height * 3 * sizeof *src.pixels;
+    if (do_encode(m, a, in, &img, &lat, src_bytes) != 0)
         goto done;
     tensor_free(&img);
-    if (do_decode(m, a, in, &lat, &dec) != 0)
+    if (do_decode(m, a, in, &lat, &dec, src_bytes) != 0)
         goto done;
     tensor_free(&lat);
     if (dec.h != ch || dec.w != cw) {
@@ -1754,7 +2197,7 @@ static int cmd_info(const cli_args *a)
     vae_model *m = NULL;
     vae_model_info info;
     double t0 = now_seconds();
-    if (load_model(a->model, 0, &m) != 0)
+    if (load_model(a, 0, &m) != 0)
         return EXIT_FAILURE;
     timing("load", t0);
     memset(&info, 0, sizeof info);
@@ -1793,6 +2236,19 @@ static int cmd_info(const cli_args *a)
     printf("scaling_factor: %g\n", (double)info.scaling_factor);
     printf("shift_factor: %g\n", (double)info.shift_factor);
     printf("downsample_factor: %d\n", (int)info.downsample_factor);
+    /* What the loaded weights take: every estimate reports it, whatever the
+     * stage and size asked about. */
+    vae_memory_estimate est;
+    int32_t f = info.downsample_factor > 0 ? info.downsample_factor : 8;
+    st = estimate(m, info.has_decoder ? VAE_STAGE_DECODE : VAE_STAGE_ENCODE,
+                  8 * f, 8 * f, NULL, &est);
+    if (st == VAE_OK)
+        printf("weights_memory: %llu (%s)\n",
+               (unsigned long long)est.weights_bytes, hbytes(est.weights_bytes).s);
+    else if (st == VAE_ERR_UNSUPPORTED)
+        verbosef("memory  estimate unavailable: %s", lib_message(m, st));
+    else
+        verbosef("memory  estimate failed: %s", lib_message(m, st));
     vae_free(m);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         errorf("cannot write to standard output: %s", strerror(errno));
@@ -1843,13 +2299,14 @@ done:
 /* ---- main ------------------------------------------------------------------ */
 
 static const verb_desc VERBS[] = {
-#define OPT_RUN (OPT_MODEL | OPT_THREADS | OPT_QUIET | OPT_VERBOSE | OPT_FORCE)
+#define OPT_RUN (OPT_MODEL | OPT_THREADS | OPT_QUIET | OPT_VERBOSE | OPT_FORCE | \
+                 OPT_MAXMEM | OPT_TILE | OPT_CIRCULAR | OPT_HALF)
     {"encode", OPT_RUN | OPT_RAW | OPT_SAMPLE | OPT_CROP | OPT_OUTDIR, 2,
      USAGE_ENCODE, cmd_encode},
     {"decode", OPT_RUN | OPT_RAW | OPT_OUTDIR | OPT_TO, 2, USAGE_DECODE,
      cmd_decode},
     {"roundtrip", OPT_RUN | OPT_CROP, 2, USAGE_ROUNDTRIP, cmd_roundtrip},
-    {"info", OPT_MODEL | OPT_VERBOSE, 0, USAGE_INFO, cmd_info},
+    {"info", OPT_MODEL | OPT_VERBOSE | OPT_HALF, 0, USAGE_INFO, cmd_info},
     {"convert", OPT_VERBOSE | OPT_FORCE, 2, USAGE_CONVERT, cmd_convert},
 #undef OPT_RUN
 };

@@ -259,6 +259,35 @@ def cmd_range(path, shape, binary=None):
     if binary and (min(v) != -1.0 or max(v) != 1.0):
         sys.exit('range %g..%g, expected -1..1' % (min(v), max(v)))
 
+def cmd_roll(src, dst, dy, dx):
+    """dst = src rolled by dy rows and dx columns (numpy.roll on H and W)."""
+    s, v = npy_read(src)
+    n, c, h, w = s
+    dy, dx = int(dy) % h, int(dx) % w
+    out = array.array('f', bytes(4 * len(v)))
+    for p in range(n * c):
+        for y in range(h):
+            for x in range(w):
+                out[(p * h + (y + dy) % h) * w + (x + dx) % w] = v[(p * h + y) * w + x]
+    npy_write(dst, s, out)
+
+def cmd_dtype(src, dst, tensor, dtype):
+    """Copies a .safetensors file, with the dtype of one tensor changed in
+    the header (to one of the same width: F32 -> I32), so that loading that
+    tensor fails while every other one loads."""
+    with open(src, 'rb') as f:
+        b = bytearray(f.read())
+    n = struct.unpack('<Q', b[:8])[0]
+    hdr = b[8:8 + n].decode('utf-8')
+    k = '"%s":{"dtype":"' % tensor
+    i = hdr.index(k) + len(k)
+    old = hdr[i:hdr.index('"', i)]
+    if len(old) != len(dtype):
+        sys.exit('%s is %s, not as wide as %s' % (tensor, old, dtype))
+    b[8 + i:8 + i + len(old)] = dtype.encode()
+    with open(dst, 'wb') as f:
+        f.write(b)
+
 def cmd_params(path):
     with open(path, 'rb') as f:
         n = struct.unpack('<Q', f.read(8))[0]
@@ -407,6 +436,14 @@ help_has "encode/decode --help say -o creates a missing DIR" decode "created whe
 help_has "roundtrip --help names -f/--force" roundtrip "-f, --force"
 help_has "convert --help names -f/--force" convert "-f, --force"
 help_has "sdxlvae --help names -o DIR, --to npy and -f/--force" "" "-o DIR" "--to npy" "-f, --force"
+for verb in encode decode roundtrip; do
+    help_has "$verb --help names --max-memory, --tile, --circular, --half-weights" $verb \
+        "--max-memory SIZE" "--tile PIXELS" "--circular" "--half-weights" "powers of 1024"
+done
+help_has "encode --help says only the encoder is loaded" encode "Only the" "encoder's weights are loaded"
+help_has "decode --help says only the decoder is loaded" decode "Only the" "decoder's weights are loaded"
+help_has "info --help names --half-weights and the weights' memory" info "--half-weights" "memory"
+help_has "sdxlvae --help names the memory options" "" "--max-memory SIZE" "--tile PIXELS" "--circular" "--half-weights"
 
 M0=$work/none.safetensors  # never loaded: usage errors come first
 u() { expect_fail "usage: $1" 2 "$2" "" -- "${@:3}"; }
@@ -461,6 +498,47 @@ u "decode three files without -o: hint" "-o DIR" "$CLI" decode -m "$M0" a.npy b.
 u "batch decode of a .png: latents are .npy" "latents are .npy" "$CLI" decode -m "$M0" -o out a.npy b.png
 u "batch encode of a .txt" "c.txt" "$CLI" encode -m "$M0" --output-dir out a.png c.txt
 u "batch: input without a name before .npy" ".npy" "$CLI" decode -m "$M0" -o out "$work/.npy"
+
+# The memory options: sizes are bytes or K/M/G/T (powers of 1024, any case),
+# more than 0 and at most 2^64 - 1 bytes; a tile is a positive multiple of 8.
+u "--max-memory abc" "'abc'" "$CLI" decode -m "$M0" --max-memory abc a.npy b.png
+u "--max-memory 0" "zero" "$CLI" decode -m "$M0" --max-memory 0 a.npy b.png
+u "--max-memory 0.0001K (rounds to 0 bytes)" "zero" "$CLI" encode -m "$M0" --max-memory=0.0001K a.png b.npy
+u "--max-memory 1.5 (a fraction of a byte)" "whole number of bytes" "$CLI" decode -m "$M0" --max-memory 1.5 a.npy b.png
+u "--max-memory 2GB (the suffix is G)" "'2GB'" "$CLI" decode -m "$M0" --max-memory 2GB a.npy b.png
+u "--max-memory 2 G" "'2 G'" "$CLI" decode -m "$M0" --max-memory "2 G" a.npy b.png
+u "--max-memory 1e9" "'1e9'" "$CLI" decode -m "$M0" --max-memory 1e9 a.npy b.png
+u "--max-memory .5G" "'.5G'" "$CLI" decode -m "$M0" --max-memory .5G a.npy b.png
+u "--max-memory 1.G" "'1.G'" "$CLI" decode -m "$M0" --max-memory 1.G a.npy b.png
+u "--max-memory 1P (no such suffix)" "'1P'" "$CLI" decode -m "$M0" --max-memory 1P a.npy b.png
+u "--max-memory -1" "'-1'" "$CLI" roundtrip -m "$M0" --max-memory -1 a.png b.png
+u "--max-memory 2^64 bytes" "too large" "$CLI" decode -m "$M0" --max-memory 18446744073709551616 a.npy b.png
+u "--max-memory 16777216T (2^64)" "too large" "$CLI" decode -m "$M0" --max-memory 16777216T a.npy b.png
+u "--max-memory 99999999999999999999T" "too large" "$CLI" decode -m "$M0" --max-memory 99999999999999999999T a.npy b.png
+u "--max-memory=" "--max-memory" "$CLI" decode -m "$M0" --max-memory= a.npy b.png
+u "--max-memory without a value" "--max-memory" "$CLI" decode -m "$M0" a.npy b.png --max-memory
+u "--tile 0" "positive" "$CLI" decode -m "$M0" --tile 0 a.npy b.png
+u "--tile 100 (not a multiple of 8)" "96 or 104" "$CLI" decode -m "$M0" --tile 100 a.npy b.png
+u "--tile 4" "multiple of 8" "$CLI" encode -m "$M0" --tile=4 a.png b.npy
+u "--tile -8" "'-8'" "$CLI" decode -m "$M0" --tile -8 a.npy b.png
+u "--tile 64px" "'64px'" "$CLI" decode -m "$M0" --tile 64px a.npy b.png
+u "--tile 2147483648 (over int32)" "'2147483648'" "$CLI" roundtrip -m "$M0" --tile 2147483648 a.png b.png
+u "--tile without a value" "--tile" "$CLI" decode -m "$M0" a.npy b.png --tile
+u "--circular=1" "--circular" "$CLI" decode -m "$M0" --circular=1 a.npy b.png
+u "--half-weights=yes" "--half-weights" "$CLI" encode -m "$M0" --half-weights=yes a.png b.npy
+u "info --max-memory" "--max-memory" "$CLI" info -m "$M0" --max-memory 1G
+u "info --tile" "--tile" "$CLI" info -m "$M0" --tile 64
+u "info --circular" "--circular" "$CLI" info -m "$M0" --circular
+u "convert --half-weights" "--half-weights" "$CLI" convert --half-weights a.png b.npy
+# Sizes and tiles that parse: the command gets as far as loading the model.
+for mm in 800000000 512M 512m 1.5G 1.5g 2t 16777215T 1K; do
+    expect_fail "--max-memory $mm is a size (the missing model is what fails)" 1 "$M0" "" -- \
+        "$CLI" decode -m "$M0" --max-memory "$mm" "$work/a.npy" "$work/b.png"
+done
+for tile in 8 64 512 2147483640; do
+    expect_fail "--tile $tile is a tile side (the missing model is what fails)" 1 "$M0" "" -- \
+        "$CLI" encode -m "$M0" --tile=$tile --circular --half-weights "$work/a.png" "$work/b.npy"
+done
 
 # ---- files without a model -------------------------------------------------------
 d=$work/files
@@ -773,12 +851,13 @@ fi
 # ---- -v, --quiet and the progress bar -------------------------------------------------
 # On the project's own fixture: a 24x16 image, f = 2.
 FX=${SDXLVAE_FIXTURES:-$root/test/fixtures}/micro-ldm-f32
-# stages_are DESC FILE STAGE...: FILE holds exactly "STAGE  N.NNN s" lines, in order.
+# stages_are DESC FILE STAGE...: FILE holds exactly "STAGE  N.NNN s" lines, in
+# order, besides the memory estimate's "memory  ..." lines.
 stages_are() {
     local desc=$1 file=$2 got
     shift 2
     got=$(sed -E -n 's/^([a-z]+) +[0-9]+\.[0-9]{3} s$/\1/p' "$file" | tr '\n' ' ')
-    if [ "$got" = "$* " ] && [ "$(nlines "$file")" -eq $# ]; then ok "$desc"; else
+    if [ "$got" = "$* " ] && [ "$(grep -vc '^memory  ' "$file")" -eq $# ]; then ok "$desc"; else
         nok "$desc (stderr: $(tr '\n' '|' <"$file"))"; fi
 }
 if [ -f "$FX/model.safetensors" ]; then
@@ -892,7 +971,7 @@ if [ -f "$FX/model.safetensors" ]; then
     got=$(sed -E -n 's/^([a-z]+) +[0-9]+\.[0-9]{3} s(  (.*))?$/\1:\3/p' "$ERR" | sed "s|$bt/dir/||" | tr '\n' ' ')
     want="load: read:a.NPY decode:a.NPY write:a.NPY read:b.npy decode:b.npy write:b.npy total: "
     expect "batch -v: load once, each file's stages named, in name order, then total" \
-        "stderr: $(tr '\n' '|' <"$ERR")" [ "$got" = "$want" -a "$(nlines "$ERR")" -eq 8 ]
+        "stderr: $(tr '\n' '|' <"$ERR")" [ "$got" = "$want" -a "$(grep -vc '^memory  ' "$ERR")" -eq 8 ]
     expect_ok "batch decode of a directory and a file" -- \
         "$CLI" decode -q -m "$FX" -o "$bt/mixdir" "$bt/dir/" "$bt/in/c.npy"
     same_outputs "a directory and a file together" "$bt/mixdir" png a b c
@@ -1002,6 +1081,155 @@ if [ -f "$FX/model.safetensors" ]; then
     fi
 else
     skip "batch mode" "$FX not found"
+fi
+
+# ---- memory: one half loaded, --half-weights, -v's estimate, --max-memory, --tile, --circular
+# On the project's fixtures (f = 2). The tiling checks need the library's
+# vae_estimate_memory; while it answers VAE_ERR_UNSUPPORTED they are skipped
+# and the checks of a library without it run instead.
+if [ -f "$FX/model.safetensors" ] && [ "$have_py" -eq 1 ]; then
+    mem=$work/mem
+    mkdir -p "$mem/noenc" "$mem/nodec"
+    "$CLI" decode -m "$FX" "$FX/latent.npy" "$mem/ref-dec.npy" 2>/dev/null
+    "$CLI" encode -m "$FX" "$FX/image.npy" "$mem/ref-lat.npy" 2>/dev/null
+
+    # decode reads only the decoder's tensors, encode only the encoder's: a
+    # model whose other half cannot load still works for them.
+    cp "$FX/config.json" "$mem/noenc/"
+    cp "$FX/config.json" "$mem/nodec/"
+    py dtype "$FX/model.safetensors" "$mem/noenc/model.safetensors" encoder.conv_in.weight I32
+    py dtype "$FX/model.safetensors" "$mem/nodec/model.safetensors" decoder.conv_in.weight I32
+    expect_ok "decode loads only the decoder (an unloadable encoder tensor is not read)" -- \
+        "$CLI" decode -m "$mem/noenc" "$FX/latent.npy" "$mem/noenc.npy"
+    expect "decode without the encoder writes the same image" differ cmp -s "$mem/noenc.npy" "$mem/ref-dec.npy"
+    expect_ok "batch decode loads only the decoder too" -- \
+        "$CLI" decode -m "$mem/noenc" --to npy -o "$mem/noenc-batch" "$FX/latent.npy"
+    expect "batch decode without the encoder writes the same image" differ \
+        cmp -s "$mem/noenc-batch/latent.npy" "$mem/ref-dec.npy"
+    expect_ok "encode loads only the encoder (an unloadable decoder tensor is not read)" -- \
+        "$CLI" encode -m "$mem/nodec" "$FX/image.npy" "$mem/nodec.npy"
+    expect "encode without the decoder writes the same latent" differ cmp -s "$mem/nodec.npy" "$mem/ref-lat.npy"
+    expect_fail "encode reads the encoder's tensors" 1 "encoder.conv_in.weight" "$mem/x.npy" -- \
+        "$CLI" encode -m "$mem/noenc" "$FX/image.npy" "$mem/x.npy"
+    expect_fail "decode reads the decoder's tensors" 1 "decoder.conv_in.weight" "$mem/x.png" -- \
+        "$CLI" decode -m "$mem/nodec" "$FX/latent.npy" "$mem/x.png"
+    "$CLI" convert "$FX/image.npy" "$mem/in.png" 2>/dev/null
+    expect_fail "roundtrip loads both halves" 1 "encoder.conv_in.weight" "$mem/rt.png" -- \
+        "$CLI" roundtrip -m "$mem/noenc" "$mem/in.png" "$mem/rt.png"
+    expect_fail "info loads both halves" 1 "decoder.conv_in.weight" "" -- "$CLI" info -m "$mem/nodec"
+
+    # --half-weights: F16 weights are kept as stored, so results do not move;
+    # F32 weights are rounded to F16.
+    F16=${SDXLVAE_FIXTURES:-$root/test/fixtures}/micro-diffusers-f16
+    if [ -f "$F16/model.safetensors" ]; then
+        "$CLI" decode -m "$F16" "$F16/latent.npy" "$mem/f16-dec.npy" 2>/dev/null
+        expect_ok "decode --half-weights of an F16 model" -- \
+            "$CLI" decode --half-weights -m "$F16" "$F16/latent.npy" "$mem/f16-half.npy"
+        pycheck "--half-weights on F16 weights: the same image to 1e-4" cmp "$mem/f16-half.npy" "$mem/f16-dec.npy" 1e-4
+        "$CLI" encode -m "$F16" "$F16/image.npy" "$mem/f16-lat.npy" 2>/dev/null
+        expect_ok "encode --half-weights of an F16 model" -- \
+            "$CLI" encode --half-weights -m "$F16" "$F16/image.npy" "$mem/f16-lat-half.npy"
+        pycheck "--half-weights on F16 weights: the same latent to 1e-4" cmp "$mem/f16-lat-half.npy" "$mem/f16-lat.npy" 1e-4
+    else
+        skip "--half-weights on F16 weights" "$F16 not found"
+    fi
+    expect_ok "decode --half-weights of an F32 model" -- \
+        "$CLI" decode --half-weights -m "$FX" "$FX/latent.npy" "$mem/half.npy"
+    pycheck "--half-weights on F32 weights: the image to 1e-2" cmp "$mem/half.npy" "$mem/ref-dec.npy" 1e-2
+    run "$CLI" roundtrip --half-weights -m "$FX" "$mem/in.png" "$mem/rt-half.png"
+    check "roundtrip --half-weights prints the PSNR" "$([ "$rc" -eq 0 ] && grep -q '^PSNR' "$OUT" || echo "exit $rc: $(firsterr)")"
+
+    # -v: one "memory  ..." line before each run call's timing.
+    run "$CLI" decode -v -m "$FX" "$FX/latent.npy" "$mem/v.npy"
+    cp "$ERR" "$mem/v.err"
+    tiling=1
+    if grep -q '^memory  estimate unavailable: ' "$mem/v.err"; then tiling=0; fi
+    why=""
+    [ "$rc" -eq 0 ] || why="exit $rc"
+    [ "$(grep -c '^memory  ' "$mem/v.err")" -eq 1 ] || why="$why; not one memory line"
+    [ "$(sed -n '3p' "$mem/v.err" | cut -c1-8)" = "memory  " ] || why="$why; the memory line is not between read and decode"
+    check "decode -v prints the memory estimate before decoding: $(grep '^memory' "$mem/v.err")" "${why#; }"
+    run "$CLI" roundtrip -v -m "$FX" "$mem/in.png" "$mem/rt-v.png"
+    n=$(grep -c '^memory  ' "$ERR")
+    if [ "$tiling" -eq 1 ]; then
+        expect "roundtrip -v: an estimate for the encode and one for the decode" "$n lines" [ "$n" -eq 2 ]
+    else
+        expect "roundtrip -v: 'estimate unavailable' said once" "$n lines" [ "$n" -eq 1 ]
+    fi
+
+    if [ "$tiling" -eq 0 ]; then
+        echo "skipped: tiling not in this library ($(sed -n 's/^memory  estimate unavailable: //p' "$mem/v.err"))"
+        expect_fail "--max-memory without the library's estimate: its message, nothing written" 1 \
+            "memory estimate" "$mem/nomm.npy" -- \
+            "$CLI" decode --max-memory 2G -m "$FX" "$FX/latent.npy" "$mem/nomm.npy"
+        expect_fail "--circular with a library without it: one line naming --circular" 1 \
+            "--circular" "$mem/nocirc.npy" -- \
+            "$CLI" decode --circular -m "$FX" "$FX/latent.npy" "$mem/nocirc.npy"
+        for t in "decode --tile 64 equals the untiled decode to 1e-4" \
+            "encode --tile 64 equals the untiled encode to 1e-4" \
+            "-v names the tile" "info prints weights_memory" \
+            "--max-memory too small: the minimum is said" \
+            "--max-memory at that minimum runs tiled, same image to 1e-4" \
+            "--max-memory large runs untiled" "--tile with --max-memory" \
+            "decode --circular: rolling the latent rolls the image" \
+            "encode --circular" "encode --circular refuses sides not multiples of 8f"; do
+            skip "$t" "tiling not in this library"
+        done
+    else
+        # A latent and an image large enough for several tiles: 192 x 192 pixels.
+        py mkarr "$mem/big-lat.npy" 1 4 96 96 5
+        py mkarr "$mem/big-img.npy" 1 3 192 192 6
+        "$CLI" decode -m "$FX" "$mem/big-lat.npy" "$mem/big-dec.npy" 2>/dev/null
+        "$CLI" encode -m "$FX" "$mem/big-img.npy" "$mem/big-enc.npy" 2>/dev/null
+        # --tile: tiled output equals untiled output up to rounding.
+        run "$CLI" decode -v --tile 64 -m "$FX" "$mem/big-lat.npy" "$mem/big-dec-t64.npy"
+        check "decode --tile 64 runs" "$([ "$rc" -eq 0 ] || echo "exit $rc: $(firsterr)")"
+        pycheck "decode --tile 64 equals the untiled decode to 1e-4" cmp "$mem/big-dec-t64.npy" "$mem/big-dec.npy" 1e-4
+        expect "-v names the tile" "$(grep '^memory' "$ERR")" grep -q '^memory  decode 192x192: tiled, tile 64,' "$ERR"
+        expect_ok "encode --tile 64" -- "$CLI" encode --tile 64 -m "$FX" "$mem/big-img.npy" "$mem/big-enc-t64.npy"
+        pycheck "encode --tile 64 equals the untiled encode to 1e-4" cmp "$mem/big-enc-t64.npy" "$mem/big-enc.npy" 1e-4
+        run "$CLI" info -m "$FX"
+        wm=$(info_value weights_memory "$OUT" | cut -d' ' -f1)
+        case $wm in
+        '' | *[!0-9]*) nok "info prints weights_memory (got '$wm')" ;;
+        *) expect "info prints weights_memory ($wm bytes)" "zero" [ "$wm" -gt 0 ] ;;
+        esac
+
+        # --max-memory: the whole process. One byte is too little; the error
+        # says the minimum, which then runs (tiled: 192 x 192 untiled needs more).
+        expect_fail "--max-memory too small: the minimum is said" 1 "at least" "$mem/mm1.npy" -- \
+            "$CLI" decode --max-memory 1 -m "$FX" "$mem/big-lat.npy" "$mem/mm1.npy"
+        need=$(sed -n 's/.*needs at least \([0-9]*\)M.*/\1/p' "$ERR")
+        if [ -n "$need" ]; then
+            run "$CLI" decode -v --max-memory "${need}M" -m "$FX" "$mem/big-lat.npy" "$mem/mm.npy"
+            why=""
+            [ "$rc" -eq 0 ] || why="exit $rc: $(firsterr)"
+            grep -q '^memory  decode 192x192: tiled, tile [0-9]*,' "$ERR" || why="$why; $(grep '^memory' "$ERR")"
+            check "--max-memory ${need}M (the minimum said) runs tiled" "${why#; }"
+            pycheck "--max-memory at that minimum runs tiled, same image to 1e-4" cmp "$mem/mm.npy" "$mem/big-dec.npy" 1e-4
+        else
+            nok "--max-memory at that minimum runs tiled, same image to 1e-4 (no minimum in '$(firsterr)')"
+        fi
+        run "$CLI" decode -v --max-memory 64G -m "$FX" "$mem/big-lat.npy" "$mem/mm64.npy"
+        expect "--max-memory large runs untiled" "$(grep '^memory' "$ERR")" grep -q '^memory  decode 192x192: untiled,' "$ERR"
+        run "$CLI" decode -v --max-memory 64G --tile 32 -m "$FX" "$mem/big-lat.npy" "$mem/mmt.npy"
+        expect "--tile with --max-memory" "$(grep '^memory' "$ERR")" grep -q '^memory  decode 192x192: tiled, tile 32,' "$ERR"
+
+        # --circular: wrap-around padding commutes with rolling the input.
+        py roll "$mem/big-lat.npy" "$mem/big-lat-r.npy" 5 7
+        expect_ok "decode --circular" -- "$CLI" decode --circular -m "$FX" "$mem/big-lat.npy" "$mem/circ.npy"
+        expect_ok "decode --circular of the rolled latent" -- \
+            "$CLI" decode --circular -m "$FX" "$mem/big-lat-r.npy" "$mem/circ-r.npy"
+        py roll "$mem/circ.npy" "$mem/circ-rolled.npy" 10 14
+        pycheck "decode --circular: rolling the latent rolls the image" cmp "$mem/circ-r.npy" "$mem/circ-rolled.npy" 1e-4
+        expect_ok "encode --circular" -- "$CLI" encode --circular -m "$FX" "$mem/big-img.npy" "$mem/circ-lat.npy"
+        # 22 x 34: multiples of f = 2, but of nothing larger
+        py mkarr "$mem/img22.npy" 1 3 22 34 1
+        expect_fail "encode --circular refuses sides not multiples of 8f" 1 "" "$mem/circ22.npy" -- \
+            "$CLI" encode --circular -m "$FX" "$mem/img22.npy" "$mem/circ22.npy"
+    fi
+else
+    skip "memory options" "$FX or python3 not found"
 fi
 
 # ---- the reference fixtures in ../shared -------------------------------------------

@@ -1,8 +1,9 @@
 //! Raw declarations of libsdxlvae's C API (`include/sdxlvae.h`, ABI 1),
 //! written by hand and complete: every `VAE_API` function (the API proper,
 //! the constants' function twins and `vae_get_api`), the public structs
-//! (`vae_load_options`, `vae_run_options` with its progress callback,
-//! `vae_model_info` and the `vae_api` table), the `vae_progress_fn` type and
+//! (`vae_load_options`, `vae_run_options` with its progress callback and
+//! memory budget, `vae_model_info`, `vae_memory_estimate` and the `vae_api`
+//! table), the `vae_progress_fn` type and
 //! every integer constant. The tests check that against the installed header:
 //! a constant, function or `vae_api` member of the header that is not bound
 //! here fails them.
@@ -23,7 +24,7 @@
 //! - Function pointers (`vae_progress_fn`, the members of `vae_api`) are
 //!   `Option<unsafe extern "C" fn ...>`, so that NULL is `None`.
 //! - `VAE_VERSION_*` are the release these declarations were written against
-//!   (0.1.0); `vae_version_number()` says which release is loaded.
+//!   (0.2.0); `vae_version_number()` says which release is loaded.
 
 #![allow(non_camel_case_types)]
 
@@ -34,7 +35,7 @@ use std::os::raw::{c_char, c_void};
 // ---- Versions ---------------------------------------------------------------
 
 pub const VAE_VERSION_MAJOR: u32 = 0;
-pub const VAE_VERSION_MINOR: u32 = 1;
+pub const VAE_VERSION_MINOR: u32 = 2;
 pub const VAE_VERSION_PATCH: u32 = 0;
 /// The ABI generation: the N of the SONAME libsdxlvae.so.N.
 pub const VAE_ABI_VERSION: u32 = 1;
@@ -55,6 +56,15 @@ pub const VAE_ERR_INTERNAL: i32 = -8;
 /// The progress callback asked to stop.
 pub const VAE_ERR_CANCELLED: i32 = -9;
 
+// ---- Load flags (0.2.0) -----------------------------------------------------
+
+/// Skip the encoder's weights: a decode-only handle.
+pub const VAE_LOAD_NO_ENCODER: u32 = 1 << 0;
+/// Skip the decoder's weights: an encode-only handle.
+pub const VAE_LOAD_NO_DECODER: u32 = 1 << 1;
+/// Keep the weights in 16 bits in memory (F32 files rounded to F16).
+pub const VAE_LOAD_HALF_WEIGHTS: u32 = 1 << 2;
+
 // ---- Model info -------------------------------------------------------------
 
 pub const VAE_DTYPE_F32: i32 = 0;
@@ -72,6 +82,10 @@ pub const VAE_FLAG_RAW_LATENT: u32 = 1 << 0;
 pub const VAE_FLAG_SAMPLE: u32 = 1 << 1;
 /// Every convolution in its direct form (no Winograd).
 pub const VAE_FLAG_DIRECT_CONV: u32 = 1 << 2;
+/// (0.2.0) Run tiled even when the untiled estimate fits max_memory.
+pub const VAE_FLAG_TILED: u32 = 1 << 3;
+/// (0.2.0) Wrap-around padding: the output tiles seamlessly.
+pub const VAE_FLAG_CIRCULAR: u32 = 1 << 4;
 
 // ---- Progress ---------------------------------------------------------------
 
@@ -104,7 +118,7 @@ pub struct vae_model {
 pub struct vae_load_options {
     /// sizeof(vae_load_options) as the caller knows it.
     pub size: u32,
-    /// Reserved, must be 0.
+    /// VAE_LOAD_* bits (0.2.0; 0.1.0 required 0).
     pub flags: u32,
     /// Default thread count for calls on the handle; 0 = every CPU.
     pub n_threads: i32,
@@ -131,6 +145,15 @@ pub struct vae_run_options {
     pub progress: vae_progress_fn,
     /// Passed to `progress` as its first argument.
     pub progress_user: *mut c_void,
+    /// (0.2.0) Bytes of working memory one call may use (not the weights nor
+    /// the caller's buffers); a call that needs more runs tiled. 0 = half the
+    /// physical memory.
+    pub max_memory: u64,
+    /// (0.2.0) Tile side in image pixels, a multiple of the downsample
+    /// factor: run tiled with this tile. 0 = tile only when needed.
+    pub tile: i32,
+    /// Must be 0.
+    pub reserved2: i32,
 }
 
 #[repr(C)]
@@ -162,6 +185,33 @@ pub struct vae_model_info {
     pub naming: [c_char; 16],
 }
 
+/// What vae_estimate_memory() says about one call, before any work (0.2.0).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct vae_memory_estimate {
+    /// Set by the caller to sizeof(vae_memory_estimate).
+    pub size: u32,
+    /// 1: a call with these options fits the budget; 0: it would fail with
+    /// VAE_ERR_NO_MEMORY.
+    pub fits: i32,
+    /// 1: it would run tiled...
+    pub tiled: i32,
+    /// ... with this tile side (image pixels); 0 when untiled.
+    pub tile: i32,
+    /// The budget the options resolve to.
+    pub budget_bytes: u64,
+    /// Working memory of an untiled call.
+    pub untiled_bytes: u64,
+    /// Working memory of the tiled call these options would make.
+    pub tiled_bytes: u64,
+    /// The handle's weights (already allocated).
+    pub weights_bytes: u64,
+    /// The caller's input and output of one image.
+    pub io_bytes: u64,
+    /// Arithmetic of that call / of an untiled call.
+    pub work_ratio: f64,
+}
+
 impl Default for vae_load_options {
     /// The defaults of vae_load_options_init(), sized for this struct.
     fn default() -> Self {
@@ -186,6 +236,27 @@ impl Default for vae_run_options {
             seed: 0,
             progress: None,
             progress_user: std::ptr::null_mut(),
+            max_memory: 0,
+            tile: 0,
+            reserved2: 0,
+        }
+    }
+}
+
+impl Default for vae_memory_estimate {
+    /// Zeroed, with `size` set, ready for vae_estimate_memory().
+    fn default() -> Self {
+        vae_memory_estimate {
+            size: size_of::<Self>() as u32,
+            fits: 0,
+            tiled: 0,
+            tile: 0,
+            budget_bytes: 0,
+            untiled_bytes: 0,
+            tiled_bytes: 0,
+            weights_bytes: 0,
+            io_bytes: 0,
+            work_ratio: 0.0,
         }
     }
 }
@@ -333,6 +404,23 @@ pub struct vae_api {
     pub vae_load_options_size: Option<unsafe extern "C" fn() -> u32>,
     pub vae_run_options_size: Option<unsafe extern "C" fn() -> u32>,
     pub vae_model_info_size: Option<unsafe extern "C" fn() -> u32>,
+    // Release 0.2.0 (version node SDXLVAE_1.1).
+    pub vae_estimate_memory: Option<
+        unsafe extern "C" fn(
+            model: *const vae_model,
+            stage: i32,
+            height: i32,
+            width: i32,
+            opts: *const vae_run_options,
+            est: *mut vae_memory_estimate,
+        ) -> i32,
+    >,
+    pub vae_load_no_encoder: Option<unsafe extern "C" fn() -> u32>,
+    pub vae_load_no_decoder: Option<unsafe extern "C" fn() -> u32>,
+    pub vae_load_half_weights: Option<unsafe extern "C" fn() -> u32>,
+    pub vae_flag_tiled: Option<unsafe extern "C" fn() -> u32>,
+    pub vae_flag_circular: Option<unsafe extern "C" fn() -> u32>,
+    pub vae_memory_estimate_size: Option<unsafe extern "C" fn() -> u32>,
 }
 
 // The sizes docs/abi.md gives for 64-bit targets; a mistake in the
@@ -340,9 +428,10 @@ pub struct vae_api {
 #[cfg(target_pointer_width = "64")]
 const _: () = {
     assert!(size_of::<vae_load_options>() == 24);
-    assert!(size_of::<vae_run_options>() == 40);
+    assert!(size_of::<vae_run_options>() == 56);
     assert!(size_of::<vae_model_info>() == 144);
-    assert!(size_of::<vae_api>() == 360);
+    assert!(size_of::<vae_memory_estimate>() == 64);
+    assert!(size_of::<vae_api>() == 416);
 };
 
 // ---- Functions --------------------------------------------------------------
@@ -465,6 +554,27 @@ extern "C" {
     /// sizeof(vae_model_info) as the loaded library knows it.
     pub fn vae_model_info_size() -> u32;
 
+    // ---- Memory (0.2.0, version node SDXLVAE_1.1) ----
+    /// How much memory an encode (VAE_STAGE_ENCODE) or decode
+    /// (VAE_STAGE_DECODE) of one height x width image (image pixels) takes
+    /// with `opts` (NULL = defaults), untiled and tiled, and which would run.
+    /// Set est->size first.
+    pub fn vae_estimate_memory(
+        model: *const vae_model,
+        stage: i32,
+        height: i32,
+        width: i32,
+        opts: *const vae_run_options,
+        est: *mut vae_memory_estimate,
+    ) -> i32;
+    pub fn vae_load_no_encoder() -> u32;
+    pub fn vae_load_no_decoder() -> u32;
+    pub fn vae_load_half_weights() -> u32;
+    pub fn vae_flag_tiled() -> u32;
+    pub fn vae_flag_circular() -> u32;
+    /// sizeof(vae_memory_estimate) as the loaded library knows it.
+    pub fn vae_memory_estimate_size() -> u32;
+
     // ---- One entry point for dlopen ----
     /// The static, read-only table of the loaded library for ABI generation
     /// `abi_major` (pass VAE_ABI_VERSION), or NULL. Never free it.
@@ -507,6 +617,11 @@ mod tests {
         ("VAE_FLAG_RAW_LATENT", VAE_FLAG_RAW_LATENT as i64),
         ("VAE_FLAG_SAMPLE", VAE_FLAG_SAMPLE as i64),
         ("VAE_FLAG_DIRECT_CONV", VAE_FLAG_DIRECT_CONV as i64),
+        ("VAE_FLAG_TILED", VAE_FLAG_TILED as i64),
+        ("VAE_FLAG_CIRCULAR", VAE_FLAG_CIRCULAR as i64),
+        ("VAE_LOAD_NO_ENCODER", VAE_LOAD_NO_ENCODER as i64),
+        ("VAE_LOAD_NO_DECODER", VAE_LOAD_NO_DECODER as i64),
+        ("VAE_LOAD_HALF_WEIGHTS", VAE_LOAD_HALF_WEIGHTS as i64),
         ("VAE_STAGE_ENCODE", VAE_STAGE_ENCODE as i64),
         ("VAE_STAGE_DECODE", VAE_STAGE_DECODE as i64),
     ];
@@ -574,6 +689,13 @@ mod tests {
             vae_load_options_size,
             vae_run_options_size,
             vae_model_info_size,
+            vae_estimate_memory,
+            vae_load_no_encoder,
+            vae_load_no_decoder,
+            vae_load_half_weights,
+            vae_flag_tiled,
+            vae_flag_circular,
+            vae_memory_estimate_size,
             vae_get_api,
         ]
     }
@@ -644,6 +766,13 @@ mod tests {
             vae_load_options_size,
             vae_run_options_size,
             vae_model_info_size,
+            vae_estimate_memory,
+            vae_load_no_encoder,
+            vae_load_no_decoder,
+            vae_load_half_weights,
+            vae_flag_tiled,
+            vae_flag_circular,
+            vae_memory_estimate_size,
         ];
         v
     }
@@ -721,15 +850,35 @@ mod tests {
         // Exactly the members of the header's struct, in its order.
         let names: Vec<&str> = members.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, header::HEADER_API_MEMBERS, "struct vae_api members");
-        // And the table holds every function of the header but vae_get_api,
-        // in the order they are declared.
-        let functions: Vec<&str> = header::HEADER_FUNCTIONS
+        // And the table holds every function of the header but vae_get_api:
+        // release by release (it only grows at its end), each release's in
+        // the order the header declares them.
+        let release = |n: &str| {
+            LATER_RELEASES.iter().position(|r| r.contains(&n)).map_or(0, |i| i + 1)
+        };
+        let mut functions: Vec<&str> = header::HEADER_FUNCTIONS
             .iter()
             .copied()
             .filter(|n| *n != "vae_get_api")
             .collect();
+        functions.sort_by_key(|n| release(n)); // stable: keeps the header's order
         assert_eq!(&names[4..], &functions[..], "vae_api function members");
     }
+
+    /// The functions each release after 0.1.0 (SDXLVAE_1.0) added: their
+    /// vae_api members follow those of the release before.
+    const LATER_RELEASES: &[&[&str]] = &[
+        // 0.2.0, version node SDXLVAE_1.1
+        &[
+            "vae_estimate_memory",
+            "vae_load_no_encoder",
+            "vae_load_no_decoder",
+            "vae_load_half_weights",
+            "vae_flag_tiled",
+            "vae_flag_circular",
+            "vae_memory_estimate_size",
+        ],
+    ];
 
     #[test]
     fn constant_twins_return_the_constants() {
@@ -754,11 +903,17 @@ mod tests {
             assert_eq!(vae_max_levels() as usize, VAE_MAX_LEVELS);
             assert_eq!(vae_stage_encode(), VAE_STAGE_ENCODE);
             assert_eq!(vae_stage_decode(), VAE_STAGE_DECODE);
+            assert_eq!(vae_load_no_encoder(), VAE_LOAD_NO_ENCODER);
+            assert_eq!(vae_load_no_decoder(), VAE_LOAD_NO_DECODER);
+            assert_eq!(vae_load_half_weights(), VAE_LOAD_HALF_WEIGHTS);
+            assert_eq!(vae_flag_tiled(), VAE_FLAG_TILED);
+            assert_eq!(vae_flag_circular(), VAE_FLAG_CIRCULAR);
             // This crate was written for the current release: the structs
             // declared here are exactly the library's.
             assert_eq!(vae_load_options_size() as usize, size_of::<vae_load_options>());
             assert_eq!(vae_run_options_size() as usize, size_of::<vae_run_options>());
             assert_eq!(vae_model_info_size() as usize, size_of::<vae_model_info>());
+            assert_eq!(vae_memory_estimate_size() as usize, size_of::<vae_memory_estimate>());
         }
     }
 
@@ -803,12 +958,16 @@ mod tests {
             seed: 42,
             progress: Some(cb),
             progress_user: 8 as *mut c_void,
+            max_memory: 1 << 30,
+            tile: 64,
+            reserved2: 5,
         };
         unsafe { vae_run_options_init(&mut o, size_of::<vae_run_options>() as u32) };
         let d = vae_run_options::default();
-        assert_eq!(o.size, 40);
+        assert_eq!(o.size, 56);
         assert_eq!((o.size, o.flags, o.n_threads, o.reserved, o.seed), (d.size, 0, 0, 0, 0));
         assert!(o.progress.is_none() && o.progress_user.is_null());
+        assert_eq!((o.max_memory, o.tile, o.reserved2), (0, 0, 0));
 
         let mut l = vae_load_options {
             size: 0,
@@ -836,9 +995,24 @@ mod tests {
         assert_eq!(offset!(vae_run_options, seed), 16);
         assert_eq!(offset!(vae_run_options, progress), 24);
         assert_eq!(offset!(vae_run_options, progress_user), 32);
-        assert_eq!(size_of::<vae_run_options>(), 40);
+        assert_eq!(offset!(vae_run_options, max_memory), 40);
+        assert_eq!(offset!(vae_run_options, tile), 48);
+        assert_eq!(offset!(vae_run_options, reserved2), 52);
+        assert_eq!(size_of::<vae_run_options>(), 56);
+        assert_eq!(offset!(vae_memory_estimate, fits), 4);
+        assert_eq!(offset!(vae_memory_estimate, tiled), 8);
+        assert_eq!(offset!(vae_memory_estimate, tile), 12);
+        assert_eq!(offset!(vae_memory_estimate, budget_bytes), 16);
+        assert_eq!(offset!(vae_memory_estimate, untiled_bytes), 24);
+        assert_eq!(offset!(vae_memory_estimate, tiled_bytes), 32);
+        assert_eq!(offset!(vae_memory_estimate, weights_bytes), 40);
+        assert_eq!(offset!(vae_memory_estimate, io_bytes), 48);
+        assert_eq!(offset!(vae_memory_estimate, work_ratio), 56);
+        assert_eq!(size_of::<vae_memory_estimate>(), 64);
         assert_eq!(offset!(vae_api, vae_version_number), 16);
         assert_eq!(offset!(vae_api, vae_model_info_size), 352);
+        assert_eq!(offset!(vae_api, vae_estimate_memory), 360);
+        assert_eq!(offset!(vae_api, vae_memory_estimate_size), 408);
         assert_eq!(offset!(vae_model_info, latent_channels), 4);
         assert_eq!(offset!(vae_model_info, levels), 8);
         assert_eq!(offset!(vae_model_info, block_out_channels), 12);
