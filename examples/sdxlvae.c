@@ -303,8 +303,7 @@ static const char USAGE_ENCODE[] =
     "                     multiple of 8), even when the whole image fits. The\n"
     "                     result equals the untiled one up to rounding (1e-4)\n"
     "      --circular     wrap-around padding, for textures that tile\n"
-    "                     seamlessly; image sides must then be multiples of 64\n"
-    "                     (8 x the model's downsample factor)\n"
+    "                     seamlessly\n"
     "      --half-weights keep the weights in 16 bits: half the memory; exact\n"
     "                     for F16 and BF16 files, F32 weights are rounded\n";
 
@@ -391,8 +390,7 @@ static const char USAGE_ROUNDTRIP[] =
     "                     multiple of 8), even when the whole image fits. The\n"
     "                     result equals the untiled one up to rounding (1e-4)\n"
     "      --circular     wrap-around padding, for textures that tile\n"
-    "                     seamlessly; image sides must then be multiples of 64\n"
-    "                     (8 x the model's downsample factor)\n"
+    "                     seamlessly\n"
     "      --half-weights keep the weights in 16 bits: half the memory; exact\n"
     "                     for F16 and BF16 files, F32 weights are rounded\n";
 
