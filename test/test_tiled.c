@@ -262,6 +262,50 @@ START_TEST(test_budget_and_estimate)
 }
 END_TEST
 
+/* Progress through the tiled executor: reports rise, never reach 1.0
+ * before the end, and the last is exactly 1.0; cancelling stops the call. */
+typedef struct prog {
+    int calls;
+    float last;
+    int bad;
+    int cancel_at;
+} prog;
+
+static int32_t on_progress(void *user, float f, int32_t stage)
+{
+    prog *p = user;
+    if (stage != VAE_STAGE_DECODE || f < p->last || (f >= 1.0f && p->last >= 1.0f)) p->bad = 1;
+    p->last = f;
+    p->calls++;
+    return p->cancel_at && p->calls >= p->cancel_at;
+}
+
+START_TEST(test_tiled_progress)
+{
+    const char *dir = fixtures[0];
+    vae_model *m = load_model(dir, 2);
+    npy_array zin = load_npy(dir, "zin.npy");
+    vae_run_options ro = opts(0, 16);
+    prog p = {0, 0.0f, 0, 0};
+    ro.progress = on_progress;
+    ro.progress_user = &p;
+    uint64_t n;
+    float *out = decode(m, &zin, &ro, &n);
+    ck_assert_int_eq(p.bad, 0);
+    ck_assert_int_gt(p.calls, 10);
+    ck_assert(p.last == 1.0f);
+    prog c = {0, 0.0f, 0, 5};
+    ro.progress_user = &c;
+    ck_assert_int_eq(vae_decode(m, zin.data, (int32_t)zin.shape[0], (int32_t)zin.shape[2],
+                                (int32_t)zin.shape[3], out, n, &ro),
+                     VAE_ERR_CANCELLED);
+    ck_assert_int_eq(c.calls, 5);
+    free(out);
+    npy_free(&zin);
+    vae_free(m);
+}
+END_TEST
+
 /* Rolls a c x h x w tensor by (dy, dx). */
 static void roll(const float *src, float *dst, uint64_t c, uint64_t h, uint64_t w, uint64_t dy,
                  uint64_t dx)
@@ -346,6 +390,7 @@ int main(void)
     tcase_add_loop_test(tc, test_encode_tiles, 0, n_fixtures);
     tcase_add_test(tc, test_tiled_threads_and_odd_sizes);
     tcase_add_test(tc, test_budget_and_estimate);
+    tcase_add_test(tc, test_tiled_progress);
     tcase_add_loop_test(tc, test_circular_equivariance, 0, n_fixtures);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -176,11 +176,19 @@ static void wg_weight_item(void *arg, size_t mp, int thread)
         /* element f = kq * MR + r of the block is (co = mp*MR + r, ci = k0 + kq):
          * for each xi the block is one contiguous run */
         for (size_t f0 = 0; f0 < kc * MR; f0 += 64) {
-            size_t n = min_sz(64, kc * MR - f0);
+            size_t n = min_sz(64, kc * MR - f0), r = f0 % MR, kq = f0 / MR;
             for (size_t t = 0; t < n; t++) {
-                size_t f = f0 + t, co = mp * MR + f % MR, ci = k0 + f / MR;
-                for (size_t e = 0; e < 9; e++)
-                    g[e * 64 + t] = co < cout ? j->w[(co * cin + ci) * 9 + e] : 0.0f;
+                size_t co = mp * MR + r;
+                if (co < cout) {
+                    const float *src = j->w + (co * cin + k0 + kq) * 9;
+                    for (size_t e = 0; e < 9; e++) g[e * 64 + t] = src[e];
+                } else {
+                    for (size_t e = 0; e < 9; e++) g[e * 64 + t] = 0.0f;
+                }
+                if (++r == MR) {
+                    r = 0;
+                    kq++;
+                }
             }
             kt->wg_weight(n, g, 64, base + f0, j->upanel);
         }
