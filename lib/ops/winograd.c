@@ -31,6 +31,7 @@ typedef struct wg_job {
     int up2;                 /* nearest-2x upsample folded into the gather */
     size_t n_tiles;
     const float *u;       /* 36 packed A matrices, each upanel floats */
+    const float *cv_w;    /* the raw weights (cout x cin x 3 x 3) */
     size_t upanel;
     float *out;
     int accumulate;
@@ -96,6 +97,36 @@ static void gather_tiles(const wg_job *j, const float *plane, size_t t0, size_t 
     }
 }
 
+/* Output transform of tiles t0 .. t0+nt-1 of channel co (m: their M, xi
+ * stride ms), bias, and the store (or fused residual add) of the part of
+ * each 4x4 block inside the image. */
+static void store_tiles(const wg_job *j, size_t co, const float *m, size_t ms, size_t t0, size_t nt)
+{
+    const vae_kernel_table *kt = j->ctx->kt;
+    const size_t hw = (size_t)j->h * (size_t)j->w;
+    float y[16 * 64];
+    float b = j->cv->bias[co];
+    float *oplane = j->out + co * hw;
+    for (size_t p0 = 0; p0 < nt; p0 += 64) {
+        size_t n = min_sz(64, nt - p0);
+        kt->wg_output(n, m + p0, ms, y, 64);
+        for (size_t t = 0; t < n; t++) {
+            size_t tile = t0 + p0 + t;
+            int32_t oy = (int32_t)(tile / (size_t)j->tiles_x) * 4;
+            int32_t ox = (int32_t)(tile % (size_t)j->tiles_x) * 4;
+            int32_t rows = j->h - oy < 4 ? j->h - oy : 4, cols = j->w - ox < 4 ? j->w - ox : 4;
+            const float *yt = y + t;
+            for (int32_t r = 0; r < rows; r++) {
+                float *o = oplane + (size_t)(oy + r) * (size_t)j->w + (size_t)ox;
+                if (j->accumulate)
+                    for (int32_t c = 0; c < cols; c++) o[c] += yt[(size_t)(r * 4 + c) * 64] + b;
+                else
+                    for (int32_t c = 0; c < cols; c++) o[c] = yt[(size_t)(r * 4 + c) * 64] + b;
+            }
+        }
+    }
+}
+
 static void wg_item(void *arg, size_t item, int thread)
 {
     wg_job *j = arg;
@@ -104,9 +135,8 @@ static void wg_item(void *arg, size_t item, int thread)
     const size_t cin = (size_t)j->cv->cin, cout = (size_t)j->cv->cout;
     const size_t t0 = item * j->per_item, nt = min_sz(j->per_item, j->n_tiles - t0);
     const size_t ntp = (nt + NR - 1) / NR * NR; /* padded to whole panels */
-    const size_t hw = (size_t)j->h * (size_t)j->w;
     float *v = j->v[thread], *m = j->m[thread];
-    float d[36 * 64], y[16 * 64];
+    float d[36 * 64];
 
     /* 1. input transform, NR tiles at a time, written straight into the
      * packed B panels: V[xi] is cin x ntp, K-blocked like every packed B. */
@@ -127,29 +157,7 @@ static void wg_item(void *arg, size_t item, int thread)
     }
 
     /* 3. output transform, bias, (fused residual) store of the valid part */
-    const size_t mxi = cout * ntp;
-    for (size_t co = 0; co < cout; co++) {
-        float b = j->cv->bias[co];
-        float *oplane = j->out + co * hw;
-        for (size_t p0 = 0; p0 < nt; p0 += 64) {
-            size_t n = min_sz(64, nt - p0);
-            kt->wg_output(n, m + co * ntp + p0, mxi, y, 64);
-            for (size_t t = 0; t < n; t++) {
-                size_t tile = t0 + p0 + t;
-                int32_t oy = (int32_t)(tile / (size_t)j->tiles_x) * 4;
-                int32_t ox = (int32_t)(tile % (size_t)j->tiles_x) * 4;
-                int32_t rows = j->h - oy < 4 ? j->h - oy : 4, cols = j->w - ox < 4 ? j->w - ox : 4;
-                const float *yt = y + t;
-                for (int32_t r = 0; r < rows; r++) {
-                    float *o = oplane + (size_t)(oy + r) * (size_t)j->w + (size_t)ox;
-                    if (j->accumulate)
-                        for (int32_t c = 0; c < cols; c++) o[c] += yt[(size_t)(r * 4 + c) * 64] + b;
-                    else
-                        for (int32_t c = 0; c < cols; c++) o[c] = yt[(size_t)(r * 4 + c) * 64] + b;
-                }
-            }
-        }
-    }
+    for (size_t co = 0; co < cout; co++) store_tiles(j, co, m + co * ntp, cout * ntp, t0, nt);
 }
 
 typedef struct wg_weights_job {
@@ -195,19 +203,131 @@ static void wg_weight_item(void *arg, size_t mp, int thread)
     }
 }
 
+/* ---- Weight-stationary form, for small images ------------------------------
+ *
+ * With at most WS_MAX_TILES tiles the transformed weights U (4x the weights:
+ * 38 MB for a 512-channel layer) would be written to memory and read back
+ * for a handful of products each, and that traffic would cost more than the
+ * products. Here V (the transformed input of all tiles, a few MB) is made
+ * once, and each work item transforms the weights of WS_PANELS panels of
+ * output channels one K block at a time into a buffer that stays in L2,
+ * multiplies them by V at once and applies the output transform. Every sum
+ * runs in the order of the other form. */
+
+#define WS_MAX_TILES 64
+#define WS_PANELS 4
+
+typedef struct ws_job {
+    wg_job *j;
+    float *v;             /* 36 packed B matrices of cin x ntp */
+    size_t ntp;
+} ws_job;
+
+/* V for the channels ci0 .. ci0+15 of every tile. */
+static void ws_input_item(void *arg, size_t item, int thread)
+{
+    (void)thread;
+    ws_job *w = arg;
+    wg_job *j = w->j;
+    const vae_kernel_table *kt = j->ctx->kt;
+    const size_t NR = kt->gemm_nr, cin = (size_t)j->cv->cin, ntp = w->ntp, vxi = cin * ntp;
+    float d[36 * 64];
+    size_t ci0 = item * 16, ci1 = min_sz(ci0 + 16, cin);
+    for (size_t p0 = 0; p0 < ntp; p0 += NR)
+        for (size_t ci = ci0; ci < ci1; ci++) {
+            size_t k0 = ci / VAE_GEMM_KC * VAE_GEMM_KC, kc = min_sz(VAE_GEMM_KC, cin - k0);
+            gather_tiles(j, j->in + ci * j->in_hw, p0, NR, d);
+            kt->wg_input(NR, d, 64, w->v + k0 * ntp + (p0 / NR) * kc * NR + (ci - k0) * NR, vxi);
+        }
+}
+
+
+static void ws_item(void *arg, size_t item, int thread)
+{
+    ws_job *w = arg;
+    wg_job *j = w->j;
+    const vae_kernel_table *kt = j->ctx->kt;
+    const size_t MR = kt->gemm_mr, NR = kt->gemm_nr;
+    const size_t cin = (size_t)j->cv->cin, cout = (size_t)j->cv->cout, ntp = w->ntp;
+    const size_t nt = j->n_tiles, vxi = cin * ntp;
+    const size_t co0 = item * WS_PANELS * MR, rows = min_sz(WS_PANELS * MR, cout - co0);
+    const size_t np = (rows + MR - 1) / MR, mxi = np * MR * ntp;
+    float *u = j->v[thread], *m = j->m[thread];
+    float g[9 * 64];
+    for (size_t k0 = 0; k0 < cin; k0 += VAE_GEMM_KC) {
+        size_t kc = min_sz(VAE_GEMM_KC, cin - k0), us = np * kc * MR;
+        /* U of this K block for the item's panels: for each xi, np panels
+         * of kc x MR, element kq * MR + r = (co, ci) as wg_weight_item */
+        for (size_t q = 0; q < np; q++)
+            for (size_t f0 = 0; f0 < kc * MR; f0 += 64) {
+                size_t n = min_sz(64, kc * MR - f0), r = f0 % MR, kq = f0 / MR;
+                for (size_t t = 0; t < n; t++) {
+                    size_t co = co0 + q * MR + r;
+                    if (co < cout) {
+                        const float *src = j->cv_w + (co * cin + k0 + kq) * 9;
+                        for (size_t e = 0; e < 9; e++) g[e * 64 + t] = src[e];
+                    } else {
+                        for (size_t e = 0; e < 9; e++) g[e * 64 + t] = 0.0f;
+                    }
+                    if (++r == MR) {
+                        r = 0;
+                        kq++;
+                    }
+                }
+                kt->wg_weight(n, g, 64, u + q * kc * MR + f0, us);
+            }
+        for (size_t xi = 0; xi < 36; xi++) {
+            const float *vx = w->v + xi * vxi + k0 * ntp;
+            for (size_t p = 0; p * NR < nt; p++) {
+                size_t nr = min_sz(NR, nt - p * NR);
+                for (size_t q = 0; q < np; q++)
+                    kt->gemm(min_sz(MR, rows - q * MR), nr, kc, u + xi * us + q * kc * MR,
+                             vx + p * kc * NR, m + xi * mxi + q * MR * ntp + p * NR, ntp, k0 > 0);
+            }
+        }
+    }
+    for (size_t r = 0; r < rows; r++) store_tiles(j, co0 + r, m + r * ntp, mxi, 0, nt);
+}
+
 int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const float *w_raw,
                              const float *in, int32_t h, int32_t w, int up2, float *out,
                              int accumulate, vae_error *err)
 {
     const size_t cin = (size_t)cv->cin, cout = (size_t)cv->cout, MR = ctx->kt->gemm_mr,
                  NR = ctx->kt->gemm_nr;
-    int32_t rc = VAE_OK;
     wg_job j;
     memset(&j, 0, sizeof j);
+    j.ctx = ctx;
+    j.cv = cv;
+    j.cv_w = w_raw;
+    j.in = in;
+    j.in_w = w;
+    j.in_hw = (size_t)h * (size_t)w;
+    j.up2 = up2;
+    if (up2) {
+        h *= 2;
+        w *= 2;
+    }
+    j.h = h;
+    j.w = w;
+    j.tiles_x = (w + 3) / 4;
+    j.n_tiles = (size_t)((h + 3) / 4) * (size_t)j.tiles_x;
+    j.out = out;
+    j.accumulate = accumulate;
+    const int ws = j.n_tiles <= WS_MAX_TILES;
     size_t upanel = (size_t)vae_packed_floats(cout, cin, MR);
-    size_t ntp = (WG_TILES + NR - 1) / NR * NR;
+    size_t ntp = (WG_TILES + NR - 1) / NR * NR, wntp = (j.n_tiles + NR - 1) / NR * NR;
     uint64_t vneed = (uint64_t)36 * cin * ntp, mneed = (uint64_t)36 * cout * ntp;
-    float *u = vae_ctx_buffer(&ctx->wg_u, &ctx->wg_u_cap, (uint64_t)36 * upanel);
+    if (ws) {
+        /* per thread: U of WS_PANELS panels for one K block, and their M */
+        uint64_t kc = cin < VAE_GEMM_KC ? cin : VAE_GEMM_KC;
+        uint64_t ub = (uint64_t)36 * WS_PANELS * kc * MR, mb = (uint64_t)36 * WS_PANELS * MR * wntp;
+        if (ub > vneed) vneed = ub;
+        if (mb > mneed) mneed = mb;
+    }
+    /* U, or (weight-stationary) V of all tiles, in the one shared buffer */
+    float *u = vae_ctx_buffer(&ctx->wg_u, &ctx->wg_u_cap,
+                              ws ? (uint64_t)36 * cin * wntp : (uint64_t)36 * upanel);
     if (!u) goto oom;
     /* per-thread buffers share one capacity: grow them together */
     if (ctx->wg_v_cap < vneed || ctx->wg_m_cap < mneed) {
@@ -229,27 +349,16 @@ int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const float *w_ra
     }
     j.v = ctx->wg_v;
     j.m = ctx->wg_m;
+    if (ws) {
+        ws_job wj = {&j, u, wntp};
+        vae_pool_run(ctx->pool, (cin + 15) / 16, ws_input_item, &wj);
+        vae_pool_run(ctx->pool, (cout + WS_PANELS * MR - 1) / (WS_PANELS * MR), ws_item, &wj);
+        return VAE_OK;
+    }
     wg_weights_job wj = {cv, w_raw, u, upanel, MR};
     vae_pool_run(ctx->pool, (cout + MR - 1) / MR, wg_weight_item, &wj);
-
-    j.ctx = ctx;
-    j.cv = cv;
-    j.in = in;
-    j.in_w = w;
-    j.in_hw = (size_t)h * (size_t)w;
-    j.up2 = up2;
-    if (up2) {
-        h *= 2;
-        w *= 2;
-    }
-    j.h = h;
-    j.w = w;
-    j.tiles_x = (w + 3) / 4;
-    j.n_tiles = (size_t)((h + 3) / 4) * (size_t)j.tiles_x;
     j.u = u;
     j.upanel = upanel;
-    j.out = out;
-    j.accumulate = accumulate;
     /* WG_TILES per item where there is plenty of work; fewer (down to one
      * panel) on small images, so that every thread gets some: a 32x32
      * latent has only 64 tiles. The item size never changes what a tile
@@ -264,7 +373,6 @@ int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const float *w_ra
     vae_pool_run(ctx->pool, (j.n_tiles + j.per_item - 1) / j.per_item, wg_item, &j);
     return VAE_OK;
 oom:
-    rc = vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory for a Winograd convolution (%zu -> %zu channels)",
-                  cin, cout);
-    return rc;
+    return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory for a Winograd convolution (%zu -> %zu channels)",
+                    cin, cout);
 }
