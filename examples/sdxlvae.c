@@ -1375,10 +1375,15 @@ static void memory_too_small(const vae_model *m, const cli_args *a,
         return;
     }
     uint64_t work = e.tiled ? e.tiled_bytes : e.untiled_bytes;
-    uint64_t need = add_sat(fixed, work);
     char how[48] = "untiled";
-    if (e.tiled)
+    /* a small image may need less untiled than in tiles: say the lesser,
+     * unless tiles were asked for (--tile, --circular) */
+    int forced = ro->tile > 0 || (ro->flags & (VAE_FLAG_TILED | VAE_FLAG_CIRCULAR));
+    if (e.tiled && (forced || e.tiled_bytes < e.untiled_bytes))
         snprintf(how, sizeof how, "tile %d", (int)e.tile);
+    else
+        work = e.untiled_bytes;
+    uint64_t need = add_sat(fixed, work);
     errorf("%s: --max-memory %s is too small to %s it: that needs at least "
            "%lluM (weights %s, arrays %s, program %s, working memory %s, %s)",
            in, a->max_memory_arg, stage_verb(stage),

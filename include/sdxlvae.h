@@ -303,7 +303,8 @@ typedef struct vae_memory_estimate {
                                0: it would fail with VAE_ERR_NO_MEMORY        */
     int32_t tiled;          /* 1: it would run tiled                          */
     int32_t tile;           /* ... with this tile side (image pixels); 0 when
-                               untiled                                        */
+                               untiled. With fits = 0, the tile of the least
+                               demanding plan (tiled_bytes is its need)       */
     uint64_t budget_bytes;  /* the budget the options resolve to              */
     uint64_t untiled_bytes; /* working memory of an untiled call              */
     uint64_t tiled_bytes;   /* working memory of the tiled call these options

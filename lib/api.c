@@ -338,6 +338,9 @@ static int32_t decide(const vae_model *m, const vae_run_options *o, int dec, int
     if (rc != VAE_OK) return fail(m, rc, "%s: the network has too many layers to tile", fn);
     if (p->tiled && !p->tp.fits && !for_estimate) {
         uint64_t need = p->tp.min_bytes + extra;
+        /* a small image may need less untiled than in any tiling */
+        int forced = p->circular || o->tile > 0 || (o->flags & VAE_FLAG_TILED);
+        if (!forced && p->untiled < need) need = p->untiled;
         return fail(m, VAE_ERR_NO_MEMORY,
                     "%s: max_memory is %llu bytes; this %s needs at least %llu (%.0f MiB)%s", fn,
                     (unsigned long long)p->budget, dec ? "decode" : "encode",
@@ -656,7 +659,8 @@ int32_t vae_estimate_memory(const vae_model *m, int32_t stage, int32_t h, int32_
     memset(&full, 0, sizeof full);
     full.size = sz < sizeof full ? sz : (uint32_t)sizeof full;
     full.tiled = p.tiled;
-    full.tile = p.tiled ? p.tp.tile : 0;
+    /* when nothing fits: the tile of the least demanding plan */
+    full.tile = !p.tiled ? 0 : p.tp.fits ? p.tp.tile : p.tp.min_tile;
     full.fits = p.tiled ? p.tp.fits : 1;
     full.budget_bytes = p.budget;
     full.untiled_bytes = p.untiled;

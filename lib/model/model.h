@@ -141,6 +141,7 @@ typedef struct vae_tiled_plan_t {
     double cost, base_cost;   /* multiply-adds: this plan, untiled */
     uint64_t bytes;           /* its peak working memory */
     uint64_t min_bytes;       /* the least any plan needs (with force_tile, with that tile) */
+    int32_t min_tile;         /* ... and its tile side */
 } vae_tiled_plan_t;
 VAE_HIDDEN int32_t vae_tiled_plan(const struct vae_model *m, int dec, int32_t h, int32_t w,
                                   uint64_t budget, int32_t force_tile, int circular,

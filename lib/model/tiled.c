@@ -211,6 +211,7 @@ static void cache_trim(runner *R, uint64_t limit)
 
 static double *stats_of(const runner *R, int k, int slot)
 {
+    if (!R->stats) return NULL; /* a dry run */
     return R->stats + ((size_t)k * 2 + (size_t)slot) * 2 * (size_t)R->m->arch.groups;
 }
 
@@ -762,7 +763,10 @@ int32_t vae_tiled_plan(const vae_model *m, int dec, int32_t h, int32_t w, uint64
                 }
             }
         }
-        if (mp[n] < plan->min_bytes) plan->min_bytes = mp[n];
+        if (mp[n] < plan->min_bytes) {
+            plan->min_bytes = mp[n];
+            plan->min_tile = T;
+        }
         if (best[n] >= 0 && (plan->cost == 0 || best[n] < plan->cost * 0.97)) {
             plan->cost = best[n];
             plan->tile = T;
