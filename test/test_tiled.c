@@ -262,6 +262,30 @@ START_TEST(test_budget_and_estimate)
 }
 END_TEST
 
+/* Weights held in 16 bits and a decoder-only handle go through the tiled
+ * executor as through the untiled one. */
+START_TEST(test_tiled_half_weights_decoder_only)
+{
+    const char *dir = fixtures[_i];
+    vae_model *m = NULL;
+    vae_load_options lo;
+    vae_load_options_init(&lo, sizeof lo);
+    lo.flags = VAE_LOAD_HALF_WEIGHTS | VAE_LOAD_NO_ENCODER;
+    ck_assert_int_eq(vae_load(dir, &lo, &m), VAE_OK);
+    npy_array zin = load_npy(dir, "zin.npy");
+    vae_run_options ro = opts(0, 0);
+    uint64_t n0, n1;
+    float *ref = decode(m, &zin, &ro, &n0);
+    ro = opts(0, 16);
+    float *out = decode(m, &zin, &ro, &n1);
+    expect_close("half weights, decoder only", dir, 16, out, ref, n0);
+    free(out);
+    free(ref);
+    npy_free(&zin);
+    vae_free(m);
+}
+END_TEST
+
 /* Progress through the tiled executor: reports rise, never reach 1.0
  * before the end, and the last is exactly 1.0; cancelling stops the call. */
 typedef struct prog {
@@ -391,6 +415,7 @@ int main(void)
     tcase_add_test(tc, test_tiled_threads_and_odd_sizes);
     tcase_add_test(tc, test_budget_and_estimate);
     tcase_add_test(tc, test_tiled_progress);
+    tcase_add_loop_test(tc, test_tiled_half_weights_decoder_only, 0, n_fixtures);
     tcase_add_loop_test(tc, test_circular_equivariance, 0, n_fixtures);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
