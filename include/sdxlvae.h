@@ -308,8 +308,8 @@ typedef struct vae_memory_estimate {
     uint64_t budget_bytes;  /* the budget the options resolve to              */
     uint64_t untiled_bytes; /* working memory of an untiled call              */
     uint64_t tiled_bytes;   /* working memory of the tiled call these options
-                               would make (when untiled, of the one with the
-                               automatic tile side)                           */
+                               would make; when they would run untiled (or
+                               nothing fits), the least any tiled call needs */
     uint64_t weights_bytes; /* the handle's weights (already allocated)       */
     uint64_t io_bytes;      /* the caller's input and output of one image     */
     double work_ratio;      /* arithmetic of that call / of an untiled call:

@@ -664,7 +664,8 @@ int32_t vae_estimate_memory(const vae_model *m, int32_t stage, int32_t h, int32_
     full.fits = p.tiled ? p.tp.fits : 1;
     full.budget_bytes = p.budget;
     full.untiled_bytes = p.untiled;
-    full.tiled_bytes = (p.tp.fits ? p.tp.bytes : p.tp.min_bytes) + p.extra;
+    /* untiled: the least any tiling needs, what a smaller budget could go to */
+    full.tiled_bytes = (p.tiled && p.tp.fits ? p.tp.bytes : p.tp.min_bytes) + p.extra;
     full.weights_bytes = vae_model_weight_bytes(m);
     full.io_bytes = (img + lat) * sizeof(float);
     full.work_ratio = p.tiled && p.tp.base_cost > 0 ? p.tp.cost / p.tp.base_cost : 1.0;
