@@ -876,20 +876,20 @@ done_:
 
 /* The working memory of the untiled pass (autoencoder.c): three buffers of
  * the largest activation, the full attention's seven C x N tensors and its
- * per-thread score rows, and the convolutions' scratch. */
+ * per-thread score rows, and the convolutions' scratch. From the
+ * architecture alone: it allocates nothing and knows no layer limit. */
 uint64_t vae_untiled_bytes(const vae_model *m, int dec, int32_t h, int32_t w, int n_threads)
 {
-    /* on the stack (about 20 KiB): an estimate cannot fail */
-    graph gs, *g = &gs;
-    uint64_t b = UINT64_MAX;
-    if (build_graph(m, dec, h, w, g)) {
-        b = 3 * vae_largest_activation(&m->arch, dec, h, w) * sizeof(float) +
-            conv_scratch_bytes(g, n_threads);
-        for (int k = 0; k < g->n; k++)
-            if (g->u[k].kind == U_ATTN) {
-                uint64_t np = (uint64_t)g->p[k].h * (uint64_t)g->p[k].w, c = (uint64_t)g->p[k].c;
-                b += (7 * c * np + (uint64_t)n_threads * 2 * 48 * (np > c ? np : c)) * sizeof(float);
-            }
-    }
-    return b;
+    const vae_arch *a = &m->arch;
+    uint64_t cmax = (uint64_t)a->latent_channels * 2;
+    for (int32_t l = 0; l < a->levels; l++)
+        if ((uint64_t)a->ch[l] > cmax) cmax = (uint64_t)a->ch[l];
+    int sh = dec ? 0 : a->levels - 1;
+    uint64_t np = (uint64_t)(h >> sh) * (uint64_t)(w >> sh), c = (uint64_t)a->ch[a->levels - 1];
+    uint64_t nt = (uint64_t)n_threads;
+    uint64_t floats = 3 * vae_largest_activation(a, dec, h, w) +
+                      (36 + 9 + 9) * cmax * cmax + nt * 36 * 64 * 2 * cmax +
+                      nt * VAE_GEMM_KC * (VAE_GEMM_NC + 64) +
+                      7 * c * np + nt * 2 * 48 * (np > c ? np : c);
+    return floats * sizeof(float);
 }
