@@ -262,6 +262,49 @@ START_TEST(test_budget_and_estimate)
 }
 END_TEST
 
+/* Odd shapes, drawn with a fixed seed: images from 8 x 8 up, tiles from 8
+ * pixels to about the image side, both stages, with and without circular
+ * padding (then against the circular call in one tile). */
+START_TEST(test_random_shapes)
+{
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s/micro-ldm-f32", tu_fixtures_dir());
+    vae_model *m = load_model(dir, 2);
+    int32_t f = vae_downsample_factor(m), C = vae_latent_channels(m);
+    uint64_t s = 0x9E3779B97F4A7C15ull;
+#define NEXT() (s = s * 6364136223846793005ull + 1442695040888963407ull, (uint32_t)(s >> 33))
+    for (int it = 0; it < 24; it++) {
+        int32_t h = f * (int32_t)(1 + NEXT() % 9), w = f * (int32_t)(1 + NEXT() % 9);
+        int32_t tile = f * (int32_t)(1 + NEXT() % 6);
+        int circ = (int)(NEXT() % 3 == 0), enc = (int)(NEXT() % 2);
+        uint32_t flags = circ ? VAE_FLAG_CIRCULAR : 0;
+        npy_array x;
+        memset(&x, 0, sizeof x);
+        x.ndim = 4;
+        x.shape[0] = 1;
+        x.shape[1] = enc ? 3 : C;
+        x.shape[2] = enc ? h : h / f;
+        x.shape[3] = enc ? w : w / f;
+        x.count = (uint64_t)x.shape[1] * (uint64_t)x.shape[2] * (uint64_t)x.shape[3];
+        x.data = malloc(x.count * sizeof(float));
+        for (uint64_t i = 0; i < x.count; i++) x.data[i] = (float)(NEXT() % 2000) / 1000.0f - 1.0f;
+        vae_run_options r0 = opts(flags, 0), r1 = opts(flags, tile);
+        uint64_t n0, n1;
+        float *a = enc ? encode_moments(m, &x, &r0, &n0) : decode(m, &x, &r0, &n0);
+        float *b = enc ? encode_moments(m, &x, &r1, &n1) : decode(m, &x, &r1, &n1);
+        char what[96];
+        snprintf(what, sizeof what, "%s %dx%d%s", enc ? "encode" : "decode", h, w,
+                 circ ? " circular" : "");
+        expect_close(what, dir, tile, b, a, n0);
+        free(a);
+        free(b);
+        free(x.data);
+    }
+#undef NEXT
+    vae_free(m);
+}
+END_TEST
+
 /* Weights held in 16 bits and a decoder-only handle go through the tiled
  * executor as through the untiled one. */
 START_TEST(test_tiled_half_weights_decoder_only)
@@ -415,6 +458,7 @@ int main(void)
     tcase_add_test(tc, test_tiled_threads_and_odd_sizes);
     tcase_add_test(tc, test_budget_and_estimate);
     tcase_add_test(tc, test_tiled_progress);
+    tcase_add_test(tc, test_random_shapes);
     tcase_add_loop_test(tc, test_tiled_half_weights_decoder_only, 0, n_fixtures);
     tcase_add_loop_test(tc, test_circular_equivariance, 0, n_fixtures);
     suite_add_tcase(s, tc);

@@ -495,17 +495,18 @@ static int32_t eval_point(runner *R, int k, rect r, region *out)
 /* ---- Passes ----------------------------------------------------------------- */
 
 /* The tile side at point p for an image-pixel tile side T: the same part
- * of the image at every resolution, but never under MIN_TILE pixels. A
- * convolution call costs the transform of its weights (4x their size for
- * Winograd) whatever its region, so regions of a few hundred pixels at the
- * low-resolution levels, where weights are largest and memory cheapest,
- * would spend their time there. */
+ * of the image at every resolution, but, for tiles of at least MIN_TILE
+ * pixels, never under MIN_TILE pixels. A convolution call costs the
+ * transform of its weights whatever its region, so regions of a few hundred
+ * pixels at the low-resolution levels, where weights are largest and memory
+ * cheapest, would spend their time there. Smaller tiles (asked for, or
+ * chosen for a tiny budget) scale down all the way. */
 #define MIN_TILE 64
 static int32_t tile_at(const graph *g, point p, int32_t T)
 {
     int64_t t = ((int64_t)T * p.h + g->img_h - 1) / g->img_h;
-    if (t < MIN_TILE) t = MIN_TILE;
-    return (int32_t)t;
+    if (T >= MIN_TILE && t < MIN_TILE) t = MIN_TILE;
+    return t < 1 ? 1 : (int32_t)t;
 }
 
 /* Calls fn for each tile of a c x h x w point (or, dry, for one interior
