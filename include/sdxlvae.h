@@ -239,8 +239,9 @@ typedef struct vae_run_options {
                              activations and scratch, not the model's weights
                              nor the caller's buffers (vae_estimate_memory
                              reports all three). When an untiled run would
-                             need more, the call runs tiled, with the largest
-                             tile that fits. 0 = half the physical memory.  */
+                             need more, the call runs tiled, in the way that
+                             costs least within it. 0 = half the physical memory
+                             (or of a container's cgroup limit, if lower). */
     int32_t tile;         /* tile side in image pixels, a multiple of
                              vae_downsample_factor(): run tiled with this
                              tile. 0 = tile only when needed (see flags)      */

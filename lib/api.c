@@ -305,11 +305,30 @@ static int32_t get_run_opts(const vae_model *m, const vae_run_options *opts, vae
 
 /* ---- Memory: untiled or tiled, decided before any work ---------------------- */
 
+/* A container's memory limit (cgroup v2, then v1), or UINT64_MAX. */
+static uint64_t cgroup_limit(void)
+{
+    static const char *const files[] = {"/sys/fs/cgroup/memory.max",
+                                        "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        FILE *f = fopen(files[i], "r");
+        if (!f) continue;
+        unsigned long long v = 0;
+        int ok = fscanf(f, "%llu", &v) == 1; /* "max" does not parse: no limit */
+        fclose(f);
+        if (ok && v > 0) return (uint64_t)v;
+    }
+    return UINT64_MAX;
+}
+
+/* Half of what this process may use: the physical memory, or the
+ * container's limit when that is lower (a container sees the host's). */
 static uint64_t default_budget(void)
 {
     long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
-    if (pages <= 0 || psz <= 0) return (uint64_t)4 << 30;
-    return (uint64_t)pages * (uint64_t)psz / 2;
+    uint64_t phys = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : (uint64_t)8 << 30;
+    uint64_t lim = cgroup_limit();
+    return (lim < phys ? lim : phys) / 2;
 }
 
 typedef struct run_plan {
