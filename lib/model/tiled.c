@@ -224,10 +224,11 @@ static int32_t reg_alloc(runner *R, region *x, int32_t c, rect r)
     R->live += n;
     if (R->live > R->peak) R->peak = R->live;
     if (R->dry) return VAE_OK;
-    /* the smallest cached block that fits and wastes at most half */
+    /* the smallest cached block that fits and wastes at most an eighth: the
+     * blocks held then stay within the limit the plan counts */
     int best = -1;
     for (int i = 0; i < R->n_cache; i++)
-        if (R->cache[i].cap >= n && R->cache[i].cap <= 2 * n &&
+        if (R->cache[i].cap >= n && R->cache[i].cap <= n + n / 8 &&
             (best < 0 || R->cache[i].cap < R->cache[best].cap))
             best = i;
     if (best >= 0) {
@@ -680,7 +681,8 @@ static seg_info segment_info(const vae_model *m, const graph *g, int a, int b, i
     }
     (void)run_segment(&R, a, b, NULL, NULL, T);
     s.cost = R.cost;
-    s.bytes = R.peak * sizeof(float);
+    /* the real run's block cache may hold a quarter more (vae_run_tiled) */
+    s.bytes = (R.peak + R.peak / 4) * sizeof(float);
     return s;
 }
 
@@ -866,6 +868,9 @@ int32_t vae_run_tiled(const vae_model *m, vae_ctx *ctx, int dec, const float *in
         }
         cur = dst;
     }
+    /* the last segment writes the caller's output, unless it worked in
+     * place (an attention last, which no VAE has) */
+    if (rc == VAE_OK && cur != out) memcpy(out, cur, point_bytes(g, g->n));
 done_:
     cache_trim(&R, 0);
     vae_free_aligned(owned);

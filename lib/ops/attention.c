@@ -302,12 +302,16 @@ static void flash_item(void *arg, size_t item, int thread)
     vae_gemm_prepacked(kt, &a, j->vp, c, j->acc + i0 * c, c, 1);
 }
 
+/* An upper bound of what vae_attention_flash allocates (n >= FLASH_QC):
+ * kp, vp, vt; xn, t1, qt, acc of a query chunk; mx, sum; per thread the
+ * scores and a packed panel. */
 uint64_t vae_attention_flash_floats(int32_t c, int n_threads, size_t nr)
 {
-    uint64_t cpad = ((uint64_t)c + nr - 1) / nr * nr, kbpad = (FLASH_KB + nr - 1) / nr * nr;
-    uint64_t blocks = (uint64_t)c * kbpad + (uint64_t)FLASH_KB * cpad + 3 * (uint64_t)c * FLASH_KB;
-    uint64_t chunk = 3 * (uint64_t)FLASH_QC * cpad + 2 * FLASH_QC;
-    uint64_t per_thread = (uint64_t)ATT_BQ * FLASH_KB + (uint64_t)ATT_BQ * (FLASH_KB + cpad) + 64;
+    uint64_t cc = (uint64_t)c, kbpad = (FLASH_KB + nr - 1) / nr * nr;
+    uint64_t blocks = cc * kbpad + (uint64_t)FLASH_KB * (cc + nr) + cc * FLASH_KB;
+    uint64_t chunk = 4 * cc * FLASH_QC + 2 * FLASH_QC;
+    uint64_t kmax = FLASH_KB > cc ? FLASH_KB : cc;
+    uint64_t per_thread = (uint64_t)ATT_BQ * FLASH_KB + (uint64_t)ATT_BQ * (kmax + nr) + 64;
     return blocks + chunk + (uint64_t)n_threads * per_thread;
 }
 
