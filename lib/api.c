@@ -348,7 +348,8 @@ static int32_t decide(const vae_model *m, const vae_run_options *o, int dec, int
     p->circular = (o->flags & VAE_FLAG_CIRCULAR) != 0;
     p->untiled = vae_untiled_bytes(m, dec, h, w, n_threads);
     if (p->untiled != UINT64_MAX) p->untiled += extra;
-    p->tiled = p->circular || o->tile > 0 || (o->flags & VAE_FLAG_TILED) || p->untiled > p->budget;
+    const int forced = p->circular || o->tile > 0 || (o->flags & VAE_FLAG_TILED);
+    p->tiled = forced || p->untiled > p->budget;
     if (!p->tiled && !for_estimate) return VAE_OK;
     uint64_t room = p->budget > extra ? p->budget - extra : 0;
     int32_t rc = vae_tiled_plan(m, dec, h, w, p->tiled ? room : UINT64_MAX, o->tile, p->circular,
@@ -358,7 +359,6 @@ static int32_t decide(const vae_model *m, const vae_run_options *o, int dec, int
     if (p->tiled && !p->tp.fits && !for_estimate) {
         uint64_t need = p->tp.min_bytes + extra;
         /* a small image may need less untiled than in any tiling */
-        int forced = p->circular || o->tile > 0 || (o->flags & VAE_FLAG_TILED);
         if (!forced && p->untiled < need) need = p->untiled;
         return fail(m, VAE_ERR_NO_MEMORY,
                     "%s: max_memory is %llu bytes; this %s needs at least %llu (%.0f MiB)%s", fn,

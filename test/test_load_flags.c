@@ -27,6 +27,7 @@
 #include "model/model.h"
 #include "sdxlvae.h"
 #include "testutil.h"
+#include "testfix.h"
 
 /*
  * The bound on max|half - fp32| / max|fp32| for an F32 file. Rounding a
@@ -42,45 +43,9 @@
  */
 #define HALF_F32_TOL 1e-2
 
-typedef struct fixture {
-    char dir[1024];
-} fixture;
-
-static fixture fixtures[32];
-static int n_fixtures;
 static double half_err[32][3];          /* F32 files: moments, decoded, zdecoded */
 static uint64_t bytes_full[32], bytes_half[32];
 static int32_t fixture_dtype[32];
-
-static void add_fixtures(const char *root)
-{
-    DIR *d = opendir(root);
-    if (!d) return;
-    struct dirent *e;
-    char names[32][256];
-    int n = 0;
-    while ((e = readdir(d)) && n < 32) {
-        if (e->d_name[0] == '.') continue;
-        char probe[1400];
-        snprintf(probe, sizeof probe, "%s/%s/model.safetensors", root, e->d_name);
-        if (access(probe, R_OK) != 0) continue;
-        snprintf(names[n++], sizeof names[0], "%s", e->d_name);
-    }
-    closedir(d);
-    qsort(names, (size_t)n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
-    for (int i = 0; i < n && n_fixtures < 32; i++)
-        snprintf(fixtures[n_fixtures++].dir, sizeof fixtures[0].dir, "%s/%s", root, names[i]);
-}
-
-static npy_array load_npy(const char *dir, const char *name)
-{
-    char path[1400], err[256];
-    npy_array a;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    ck_assert_msg(npy_read(path, &a, err, sizeof err) == 0, "%s: %s", path, err);
-    ck_assert_int_eq(a.ndim, 4);
-    return a;
-}
 
 static vae_model *load(const char *path, uint32_t flags)
 {

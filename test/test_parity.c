@@ -17,59 +17,11 @@
 #include "kernels/kernels.h"
 #include "sdxlvae.h"
 #include "testutil.h"
+#include "testfix.h"
 
 #define TOL 1e-4
 
-typedef struct fixture {
-    char dir[1024];
-} fixture;
-
-static fixture fixtures[32];
-static int n_fixtures;
 static double worst[32][4];
-
-static void add_fixtures(const char *root)
-{
-    DIR *d = opendir(root);
-    if (!d) return;
-    struct dirent *e;
-    char names[32][256];
-    int n = 0;
-    while ((e = readdir(d)) && n < 32) {
-        if (e->d_name[0] == '.') continue;
-        char probe[1400];
-        snprintf(probe, sizeof probe, "%s/%s/model.safetensors", root, e->d_name);
-        FILE *f = fopen(probe, "rb");
-        if (!f) continue;
-        fclose(f);
-        snprintf(names[n++], sizeof names[0], "%s", e->d_name);
-    }
-    closedir(d);
-    qsort(names, (size_t)n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
-    for (int i = 0; i < n && n_fixtures < 32; i++)
-        snprintf(fixtures[n_fixtures++].dir, sizeof fixtures[0].dir, "%s/%s", root, names[i]);
-}
-
-static npy_array load_npy(const char *dir, const char *name)
-{
-    char path[1400], err[256];
-    npy_array a;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    ck_assert_msg(npy_read(path, &a, err, sizeof err) == 0, "%s: %s", path, err);
-    ck_assert_int_eq(a.ndim, 4);
-    return a;
-}
-
-static vae_model *load_model(const char *dir, int threads)
-{
-    vae_model *m = NULL;
-    vae_load_options lo;
-    vae_load_options_init(&lo, sizeof lo);
-    lo.n_threads = threads;
-    int32_t rc = vae_load(dir, &lo, &m);
-    ck_assert_msg(rc == VAE_OK, "vae_load(%s): %s: %s", dir, vae_strerror(rc), vae_last_error(NULL));
-    return m;
-}
 
 static double check_close(const char *what, const char *dir, const float *ours, const npy_array *ref)
 {

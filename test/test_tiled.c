@@ -15,54 +15,10 @@
 #include "common/npy.h"
 #include "sdxlvae.h"
 #include "testutil.h"
+#include "testfix.h"
 
 #define TOL 1e-4
 
-static char fixtures[32][1024];
-static int n_fixtures;
-
-static void add_fixtures(const char *root)
-{
-    DIR *d = opendir(root);
-    if (!d) return;
-    struct dirent *e;
-    char names[32][256];
-    int n = 0;
-    while ((e = readdir(d)) && n < 32) {
-        if (e->d_name[0] == '.') continue;
-        char probe[1400];
-        snprintf(probe, sizeof probe, "%s/%s/model.safetensors", root, e->d_name);
-        FILE *f = fopen(probe, "rb");
-        if (!f) continue;
-        fclose(f);
-        snprintf(names[n++], sizeof names[0], "%s", e->d_name);
-    }
-    closedir(d);
-    qsort(names, (size_t)n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
-    for (int i = 0; i < n && n_fixtures < 32; i++)
-        snprintf(fixtures[n_fixtures++], sizeof fixtures[0], "%s/%s", root, names[i]);
-}
-
-static npy_array load_npy(const char *dir, const char *name)
-{
-    char path[1400], err[256];
-    npy_array a;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    ck_assert_msg(npy_read(path, &a, err, sizeof err) == 0, "%s: %s", path, err);
-    ck_assert_int_eq(a.ndim, 4);
-    return a;
-}
-
-static vae_model *load_model(const char *dir, int threads)
-{
-    vae_model *m = NULL;
-    vae_load_options lo;
-    vae_load_options_init(&lo, sizeof lo);
-    lo.n_threads = threads;
-    int32_t rc = vae_load(dir, &lo, &m);
-    ck_assert_msg(rc == VAE_OK, "vae_load(%s): %s: %s", dir, vae_strerror(rc), vae_last_error(NULL));
-    return m;
-}
 
 static vae_run_options opts(uint32_t flags, int32_t tile)
 {
@@ -113,7 +69,7 @@ static const int32_t tiles[] = {8, 16, 24, 40};
 /* Decode: tiled == untiled == reference, for the fixture's latents. */
 START_TEST(test_decode_tiles)
 {
-    const char *dir = fixtures[_i];
+    const char *dir = fixtures[_i].dir;
     vae_model *m = load_model(dir, 2);
     npy_array zin = load_npy(dir, "zin.npy"), zdec = load_npy(dir, "zdecoded.npy");
     vae_run_options ro = opts(0, 0);
@@ -136,7 +92,7 @@ END_TEST
 /* Encode: the moments, tiled, against untiled and the reference. */
 START_TEST(test_encode_tiles)
 {
-    const char *dir = fixtures[_i];
+    const char *dir = fixtures[_i].dir;
     vae_model *m = load_model(dir, 2);
     npy_array img = load_npy(dir, "image.npy"), mom = load_npy(dir, "moments.npy");
     vae_run_options ro = opts(0, 0);
@@ -161,7 +117,7 @@ END_TEST
  * untiled. */
 START_TEST(test_tiled_threads_and_odd_sizes)
 {
-    const char *dir = fixtures[0];
+    const char *dir = fixtures[0].dir;
     vae_model *m1 = load_model(dir, 1), *m2 = load_model(dir, 2);
     npy_array z;
     memset(&z, 0, sizeof z);
@@ -198,7 +154,7 @@ END_TEST
  * before doing anything, naming the minimum. */
 START_TEST(test_budget_and_estimate)
 {
-    const char *dir = fixtures[0];
+    const char *dir = fixtures[0].dir;
     vae_model *m = load_model(dir, 2);
     npy_array zin = load_npy(dir, "zin.npy");
     int32_t f = vae_downsample_factor(m);
@@ -309,7 +265,7 @@ END_TEST
  * executor as through the untiled one. */
 START_TEST(test_tiled_half_weights_decoder_only)
 {
-    const char *dir = fixtures[_i];
+    const char *dir = fixtures[_i].dir;
     vae_model *m = NULL;
     vae_load_options lo;
     vae_load_options_init(&lo, sizeof lo);
@@ -349,7 +305,7 @@ static int32_t on_progress(void *user, float f, int32_t stage)
 
 START_TEST(test_tiled_progress)
 {
-    const char *dir = fixtures[0];
+    const char *dir = fixtures[0].dir;
     vae_model *m = load_model(dir, 2);
     npy_array zin = load_npy(dir, "zin.npy");
     vae_run_options ro = opts(0, 16);
@@ -389,7 +345,7 @@ static void roll(const float *src, float *dst, uint64_t c, uint64_t h, uint64_t 
  * padding would break this at the borders. */
 START_TEST(test_circular_equivariance)
 {
-    const char *dir = fixtures[_i];
+    const char *dir = fixtures[_i].dir;
     vae_model *m = load_model(dir, 2);
     npy_array zin = load_npy(dir, "zin.npy"), img = load_npy(dir, "image.npy");
     int32_t f = vae_downsample_factor(m);

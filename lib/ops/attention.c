@@ -146,6 +146,18 @@ static void norm_columns(const vae_kernel_table *kt, const vae_norm *nm, int32_t
     }
 }
 
+/* GroupNorm's mean and 1/std of each group of the whole input (groups are
+ * contiguous in CHW, cnt floats each), as vae_groupnorm takes them. */
+static void group_stats(const vae_kernel_table *kt, int32_t groups, float eps, const float *x,
+                        size_t cnt, double *mean, double *rstd)
+{
+    for (int32_t g = 0; g < groups; g++) {
+        const float *xg = x + (size_t)g * cnt;
+        mean[g] = kt->sum(cnt, xg) / (double)cnt;
+        rstd[g] = 1.0 / sqrt(kt->sqdev(cnt, xg, mean[g]) / (double)cnt + (double)eps);
+    }
+}
+
 uint64_t vae_attention_lean_floats(int32_t c, uint64_t n, int n_threads, size_t nr)
 {
     uint64_t npad = (n + nr - 1) / nr * nr, cpad = ((uint64_t)c + nr - 1) / nr * nr;
@@ -182,13 +194,7 @@ int32_t vae_attention_lean(vae_ctx *ctx, const vae_norm *nm, int32_t groups, flo
         if (!s[i] || !pk[i] || !o[i]) goto oom;
     }
     ctx->prof = NULL;
-    /* the statistics of the whole input (groups are contiguous in CHW) */
-    for (int32_t g = 0; g < groups; g++) {
-        size_t cnt = cpg * n;
-        const float *xg = x + (size_t)g * cnt;
-        mean[g] = kt->sum(cnt, xg) / (double)cnt;
-        rstd[g] = 1.0 / sqrt(kt->sqdev(cnt, xg, mean[g]) / (double)cnt + (double)eps);
-    }
+    group_stats(kt, groups, eps, x, cpg * n, mean, rstd);
     /* K and V^T, chunk by chunk, packed as vae_pack_b_all would */
     for (size_t p0 = 0; p0 < n; p0 += LEAN_CHUNK) {
         size_t cnt = min_sz(LEAN_CHUNK, n - p0);
@@ -345,12 +351,7 @@ int32_t vae_attention_flash(vae_ctx *ctx, const vae_norm *nm, int32_t groups, fl
         if (!s[i] || !pk[i]) goto oom;
     }
     ctx->prof = NULL;
-    for (int32_t g = 0; g < groups; g++) {
-        size_t cnt = cpg * n;
-        const float *xg = x + (size_t)g * cnt;
-        mean[g] = kt->sum(cnt, xg) / (double)cnt;
-        rstd[g] = 1.0 / sqrt(kt->sqdev(cnt, xg, mean[g]) / (double)cnt + (double)eps);
-    }
+    group_stats(kt, groups, eps, x, cpg * n, mean, rstd);
     for (size_t q0 = 0; q0 < n; q0 += FLASH_QC) {
         size_t qc = min_sz(FLASH_QC, n - q0);
         norm_columns(kt, nm, groups, mean, rstd, x, n, q0, qc, xn);
