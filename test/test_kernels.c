@@ -684,6 +684,79 @@ START_TEST(test_winograd_vs_scalar)
 }
 END_TEST
 
+/* The row forms of the Winograd transforms against the tile forms of the
+ * scalar table, bit for bit: wg_input_rows over 1..64 tiles with every
+ * border case (a zero column on the left, 1..3 missing on the right), and
+ * wg_output_rows stored and accumulated; nothing written past the tiles. */
+static void winograd_rows_vs_tiles(const vae_kernel_table *t)
+{
+    const vae_kernel_table *sc = vae_kernels_scalar();
+    enum { NMAX = 64, SPAN = 4 * NMAX + 2, LD = NMAX + 3 };
+    float *img = malloc(6 * SPAN * sizeof *img), *d = malloc(36 * 64 * sizeof *d);
+    float *v1 = malloc(36 * LD * sizeof *v1), *v2 = malloc(36 * LD * sizeof *v2);
+    float *m = malloc(36 * LD * sizeof *m), *y = malloc(16 * 64 * sizeof *y);
+    float *o1 = malloc(4 * (4 * NMAX + 4) * sizeof *o1), *o2 = malloc(4 * (4 * NMAX + 4) * sizeof *o2);
+    ck_assert(img && d && v1 && v2 && m && y && o1 && o2);
+    for (size_t i = 0; i < 6 * SPAN; i++) img[i] = frand();
+    for (size_t i = 0; i < 36 * LD; i++) m[i] = frand();
+    for (size_t n = 1; n <= NMAX; n++) {
+        const size_t span = 4 * n + 2;
+        for (size_t lo = 0; lo <= 1; lo++)
+            for (size_t cut = 0; cut <= 3; cut++) {
+                size_t hi = span - cut;
+                const float *rows[6];
+                for (size_t r = 0; r < 6; r++) rows[r] = img + r * SPAN + lo;
+                for (size_t r = 0; r < 6; r++)
+                    for (size_t c = 0; c < 6; c++)
+                        for (size_t q = 0; q < n; q++) {
+                            size_t x = 4 * q + c;
+                            d[(r * 6 + c) * 64 + q] = x >= lo && x < hi ? img[r * SPAN + x] : 0.0f;
+                        }
+                for (size_t i = 0; i < 36 * LD; i++) v1[i] = v2[i] = bitsf(CANARY);
+                sc->wg_input(n, d, 64, v2, LD);
+                t->wg_input_rows(n, rows, lo, hi, v1, LD);
+                if (memcmp(v1, v2, 36 * LD * sizeof *v1) != 0)
+                    ck_abort_msg("%s winograd input_rows n=%zu lo=%zu hi=%zu: not the tile form's bits",
+                                 t->isa, n, lo, hi);
+            }
+        sc->wg_output(n, m, LD, y, 64);
+        for (int acc = 0; acc < 2; acc++) {
+            const size_t ol = 4 * n + 4;
+            float *rows[4];
+            for (size_t i = 0; i < 4 * ol; i++) o1[i] = o2[i] = acc ? frand() : bitsf(CANARY);
+            for (size_t r = 0; r < 4; r++) {
+                rows[r] = o1 + r * ol;
+                for (size_t x = 4 * n; x < ol; x++) o1[r * ol + x] = o2[r * ol + x] = bitsf(CANARY);
+                for (size_t q = 0; q < n; q++)
+                    for (size_t c = 0; c < 4; c++) {
+                        float *o = &o2[r * ol + 4 * q + c];
+                        float yv = y[(r * 4 + c) * 64 + q] + 0.375f;
+                        *o = acc ? *o + yv : yv;
+                    }
+            }
+            t->wg_output_rows(n, m, LD, 0.375f, rows, acc);
+            if (memcmp(o1, o2, 4 * ol * sizeof *o1) != 0)
+                ck_abort_msg("%s winograd output_rows n=%zu acc=%d: not the tile form's bits",
+                             t->isa, n, acc);
+        }
+    }
+    free(img);
+    free(d);
+    free(v1);
+    free(v2);
+    free(m);
+    free(y);
+    free(o1);
+    free(o2);
+}
+
+START_TEST(test_winograd_rows_vs_tiles)
+{
+    winograd_rows_vs_tiles(vae_kernels_scalar());
+    for_each_simd_table(winograd_rows_vs_tiles, "winograd row forms");
+}
+END_TEST
+
 /* Both conversions over every 16-bit pattern: the scalar table's bits (a
  * NaN: NaN of the same sign, as in test_f16_simd_vs_scalar_all). */
 static void cvt_vs_scalar(const vae_kernel_table *t)
@@ -994,6 +1067,7 @@ static Suite *kernels_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_row_kernels_vs_scalar);
     tcase_add_test(tc, test_winograd_vs_scalar);
+    tcase_add_test(tc, test_winograd_rows_vs_tiles);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("dispatch");

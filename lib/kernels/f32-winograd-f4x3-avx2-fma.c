@@ -6,4 +6,6 @@
 #define WG_INPUT_NAME vae_f32_winograd_f4x3_input_tiles__avx2_fma
 #define WG_WEIGHT_NAME vae_f32_winograd_f4x3_weight_tiles__avx2_fma
 #define WG_OUTPUT_NAME vae_f32_winograd_f4x3_output_tiles__avx2_fma
+#define WG_INPUT_ROWS_NAME vae_f32_winograd_f4x3_input_rows__avx2_fma
+#define WG_OUTPUT_ROWS_NAME vae_f32_winograd_f4x3_output_rows__avx2_fma
 #include "kernels/f32-winograd-f4x3-tiles.h"

@@ -8,5 +8,7 @@
 #define WG_INPUT_NAME vae_f32_winograd_f4x3_input_tiles__neon
 #define WG_WEIGHT_NAME vae_f32_winograd_f4x3_weight_tiles__neon
 #define WG_OUTPUT_NAME vae_f32_winograd_f4x3_output_tiles__neon
+#define WG_INPUT_ROWS_NAME vae_f32_winograd_f4x3_input_rows__neon
+#define WG_OUTPUT_ROWS_NAME vae_f32_winograd_f4x3_output_rows__neon
 #include "kernels/f32-winograd-f4x3-tiles.h"
 #endif

@@ -99,6 +99,44 @@ void WG_INPUT_NAME(size_t n, const float *d, size_t ld, float *v, size_t vs)
     }
 }
 
+/* The input transform of n consecutive tiles of one tile row, read straight
+ * from the image: column x (x < 4n + 2) of row r of the first tile's 6x6
+ * window is rows[r][x - lo] for lo <= x < hi, and zero (the image's
+ * padding) outside. The same arithmetic as WG_INPUT_NAME in the same order,
+ * so the same bits; but the column step (B^T d) runs once per image column
+ * instead of once per tile column, since neighbouring tiles overlap by 2,
+ * and no 6x6 gather comes first. */
+void WG_INPUT_ROWS_NAME(size_t n, const float *const *rows, size_t lo, size_t hi, float *v,
+                        size_t vs)
+{
+    float t[6][4 * WG_MAX_TILES + 4];
+    float p[4][WG_MAX_TILES + 1];
+    const size_t span = 4 * n + 2;
+    /* B^T of zero columns is +0.0f in every row, as the padded form gives */
+    for (size_t r = 0; r < 6; r++) {
+        for (size_t x = 0; x < lo; x++) t[r][x] = 0.0f;
+        for (size_t x = hi; x < span; x++) t[r][x] = 0.0f;
+    }
+    wg_bt6(hi - lo, rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], t[0] + lo, t[1] + lo,
+           t[2] + lo, t[3] + lo, t[4] + lo, t[5] + lo);
+    for (size_t r = 0; r < 6; r++) {
+        const float *x = t[r];
+        /* tile q's columns 0..5 are x[4q + c]: four phases, and columns 4
+         * and 5 are phases 0 and 1 of tile q + 1 */
+        for (size_t q = 0; q < n; q++) {
+            p[0][q] = x[4 * q];
+            p[1][q] = x[4 * q + 1];
+            p[2][q] = x[4 * q + 2];
+            p[3][q] = x[4 * q + 3];
+        }
+        p[0][n] = x[4 * n];
+        p[1][n] = x[4 * n + 1];
+        float *y = v + 6 * r * vs;
+        wg_bt6(n, p[0], p[1], p[2], p[3], p[0] + 1, p[1] + 1, y, y + vs, y + 2 * vs, y + 3 * vs,
+               y + 4 * vs, y + 5 * vs);
+    }
+}
+
 void WG_OUTPUT_NAME(size_t n, const float *m, size_t ms, float *y, size_t ld)
 {
     float tmp[24 * WG_MAX_TILES];
@@ -114,5 +152,36 @@ void WG_OUTPUT_NAME(size_t n, const float *m, size_t ms, float *y, size_t ld)
         float *o = y + 4 * r * ld;
         wg_at4(n, x, x + L, x + 2 * L, x + 3 * L, x + 4 * L, x + 5 * L, o, o + ld, o + 2 * ld,
                o + 3 * ld);
+    }
+}
+
+/* The output transform of n consecutive whole tiles of one tile row, plus
+ * bias, stored (or, with accumulate, added: o += y + bias) into the 4 image
+ * rows they cover, rows[r][4q + c] for tile q. WG_OUTPUT_NAME's bits; the
+ * stores are contiguous instead of 4-float pieces. */
+void WG_OUTPUT_ROWS_NAME(size_t n, const float *m, size_t ms, float bias, float *const *rows,
+                         int accumulate)
+{
+    float y[16 * WG_MAX_TILES];
+    const size_t L = WG_MAX_TILES;
+    WG_OUTPUT_NAME(n, m, ms, y, L);
+    for (size_t r = 0; r < 4; r++) {
+        const float *y0 = y + 4 * r * L, *y1 = y0 + L, *y2 = y1 + L, *y3 = y2 + L;
+        float *o = rows[r];
+        if (accumulate) {
+            for (size_t q = 0; q < n; q++) {
+                o[4 * q] += y0[q] + bias;
+                o[4 * q + 1] += y1[q] + bias;
+                o[4 * q + 2] += y2[q] + bias;
+                o[4 * q + 3] += y3[q] + bias;
+            }
+        } else {
+            for (size_t q = 0; q < n; q++) {
+                o[4 * q] = y0[q] + bias;
+                o[4 * q + 1] = y1[q] + bias;
+                o[4 * q + 2] = y2[q] + bias;
+                o[4 * q + 3] = y3[q] + bias;
+            }
+        }
     }
 }

@@ -46,6 +46,10 @@ typedef struct vae_kernel_table {
     void (*wg_input)(size_t n, const float *d, size_t ld, float *v, size_t vs);
     void (*wg_output)(size_t n, const float *m, size_t ms, float *y, size_t ld);
     void (*wg_weight)(size_t n, const float *g, size_t ld, float *u, size_t us);
+    void (*wg_input_rows)(size_t n, const float *const *rows, size_t lo, size_t hi, float *v,
+                          size_t vs);
+    void (*wg_output_rows)(size_t n, const float *m, size_t ms, float bias, float *const *rows,
+                           int accumulate);
     /* GroupNorm: sum of x, sum of (x - mean)^2 (in double), and
      * y = (x - mean) * a + b (then SiLU) */
     double (*sum)(size_t n, const float *x);

@@ -41,22 +41,26 @@ typedef struct wg_job {
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
-/* The 6x6 inputs of tiles t0 .. t0+n-1 (n <= 64) of one channel plane into
- * d[e * 64 + t]. The tiles are taken in runs that share a tile row; for
- * each of the 6 input rows a run needs, the span it reads is copied once
- * into a zero-padded line, so the stride-4 gather below never checks a
- * border. Tiles past the last one are zero. */
-static void gather_tiles(const wg_job *j, const float *plane, size_t t0, size_t n, float *d)
+/* The transformed inputs V of tiles t0 .. t0+n-1 (n <= 64) of one channel
+ * plane, into v[xi * vs + t]. Runs of tiles that share a tile row go to the
+ * wg_input_rows kernel, which reads the 6 image rows under them in place
+ * and treats the columns outside the image as zero. Rows above and below
+ * the image read a zero line; the upsampled form makes its rows on the fly.
+ * Tiles past the last one are zero. */
+static void input_tiles(const wg_job *j, const float *plane, size_t t0, size_t n, float *v,
+                        size_t vs)
 {
+    static const float zeros[4 * 64 + 8];
+    const vae_kernel_table *kt = j->ctx->kt;
     const int32_t w = j->w, h = j->h;
     const size_t tx_n = (size_t)j->tiles_x;
-    float line[4 * 64 + 8];
+    float lines[6][4 * 64 + 8];
     size_t t = 0;
     while (t < n) {
         size_t tile = t0 + t;
         if (tile >= j->n_tiles) {
             for (size_t e = 0; e < 36; e++)
-                for (size_t q = t; q < n; q++) d[e * 64 + q] = 0.0f;
+                for (size_t q = t; q < n; q++) v[e * vs + q] = 0.0f;
             return;
         }
         size_t row = tile / tx_n, col = tile % tx_n;
@@ -64,66 +68,72 @@ static void gather_tiles(const wg_job *j, const float *plane, size_t t0, size_t 
         if (tile + run > j->n_tiles) run = j->n_tiles - tile;
         int32_t ty = (int32_t)row * 4 - 1, tx = (int32_t)col * 4 - 1;
         int32_t span = 4 * (int32_t)run + 2; /* input columns tx .. tx+span-1 */
+        int32_t x0 = tx < 0 ? 0 : tx, x1 = tx + span > w ? w : tx + span;
+        size_t lo = (size_t)(x0 - tx), hi = (size_t)(x1 - tx);
+        const float *rows[6];
         for (int r = 0; r < 6; r++) {
             int32_t y = ty + r;
             if (y < 0 || y >= h) {
-                for (int c = 0; c < 6; c++)
-                    for (size_t q = 0; q < run; q++) d[(size_t)(r * 6 + c) * 64 + t + q] = 0.0f;
-                continue;
-            }
-            int32_t x0 = tx < 0 ? 0 : tx, x1 = tx + span > w ? w : tx + span;
-            const float *ln = line;
-            if (!j->up2 && x0 == tx && x1 == tx + span) {
-                /* no padding needed: read the row in place */
-                ln = plane + (size_t)y * (size_t)w + (size_t)tx;
+                rows[r] = zeros;
+            } else if (!j->up2) {
+                rows[r] = plane + (size_t)y * (size_t)w + (size_t)x0;
             } else {
-                for (int32_t x = tx; x < x0; x++) line[x - tx] = 0.0f;
-                if (j->up2) {
-                    /* the upsampled row y is stored row y/2, pixel x is x/2 */
-                    const float *src = plane + (size_t)(y >> 1) * (size_t)j->in_w;
-                    for (int32_t x = x0; x < x1; x++) line[x - tx] = src[x >> 1];
-                } else {
-                    const float *src = plane + (size_t)y * (size_t)w;
-                    memcpy(line + (x0 - tx), src + x0, (size_t)(x1 - x0) * sizeof(float));
-                }
-                for (int32_t x = x1; x < tx + span; x++) line[x - tx] = 0.0f;
-            }
-            for (int c = 0; c < 6; c++) {
-                float *dst = d + (size_t)(r * 6 + c) * 64 + t;
-                for (size_t q = 0; q < run; q++) dst[q] = ln[4 * q + (size_t)c];
+                /* the upsampled row y is stored row y/2, pixel x is x/2 */
+                const float *src = plane + (size_t)(y >> 1) * (size_t)j->in_w;
+                float *line = lines[r];
+                for (int32_t x = x0; x < x1; x++) line[x - x0] = src[x >> 1];
+                rows[r] = line;
             }
         }
+        kt->wg_input_rows(run, rows, lo, hi, v + t, vs);
         t += run;
     }
 }
 
 /* Output transform of tiles t0 .. t0+nt-1 of channel co (m: their M, xi
  * stride ms), bias, and the store (or fused residual add) of the part of
- * each 4x4 block inside the image. */
+ * each 4x4 block inside the image. Runs of whole tiles in one tile row are
+ * written by the wg_output_rows kernel; tiles cut by the image's right or
+ * bottom edge (sizes not a multiple of 4) go through a 4x4 buffer. */
 static void store_tiles(const wg_job *j, size_t co, const float *m, size_t ms, size_t t0, size_t nt)
 {
     const vae_kernel_table *kt = j->ctx->kt;
-    const size_t hw = (size_t)j->h * (size_t)j->w;
-    float y[16 * 64];
-    float b = j->cv->bias[co];
+    const size_t hw = (size_t)j->h * (size_t)j->w, tx_n = (size_t)j->tiles_x;
+    const float b = j->cv->bias[co];
     float *oplane = j->out + co * hw;
-    for (size_t p0 = 0; p0 < nt; p0 += 64) {
-        size_t n = min_sz(64, nt - p0);
-        kt->wg_output(n, m + p0, ms, y, 64);
-        for (size_t t = 0; t < n; t++) {
-            size_t tile = t0 + p0 + t;
-            int32_t oy = (int32_t)(tile / (size_t)j->tiles_x) * 4;
-            int32_t ox = (int32_t)(tile % (size_t)j->tiles_x) * 4;
-            int32_t rows = j->h - oy < 4 ? j->h - oy : 4, cols = j->w - ox < 4 ? j->w - ox : 4;
-            const float *yt = y + t;
-            for (int32_t r = 0; r < rows; r++) {
-                float *o = oplane + (size_t)(oy + r) * (size_t)j->w + (size_t)ox;
-                if (j->accumulate)
-                    for (int32_t c = 0; c < cols; c++) o[c] += yt[(size_t)(r * 4 + c) * 64] + b;
-                else
-                    for (int32_t c = 0; c < cols; c++) o[c] = yt[(size_t)(r * 4 + c) * 64] + b;
+    size_t t = 0;
+    while (t < nt) {
+        size_t tile = t0 + t;
+        size_t row = tile / tx_n, col = tile % tx_n;
+        size_t run = min_sz(min_sz(nt - t, tx_n - col), 64);
+        int32_t oy = (int32_t)row * 4, ox = (int32_t)col * 4;
+        int whole_rows = oy + 4 <= j->h;
+        if (whole_rows && ox + 4 * (int32_t)run > j->w) {
+            size_t fit = (size_t)(j->w - ox) / 4;
+            if (fit > 0) run = fit; /* the whole tiles first */
+            else whole_rows = 0;
+        }
+        if (whole_rows) {
+            float *rows[4];
+            for (int r = 0; r < 4; r++) rows[r] = oplane + (size_t)(oy + r) * (size_t)j->w + (size_t)ox;
+            kt->wg_output_rows(run, m + t, ms, b, rows, j->accumulate);
+        } else {
+            float y[16 * 64];
+            kt->wg_output(run, m + t, ms, y, 64);
+            int32_t rows = j->h - oy < 4 ? j->h - oy : 4;
+            for (size_t q = 0; q < run; q++) {
+                int32_t x = ox + 4 * (int32_t)q, cols = j->w - x < 4 ? j->w - x : 4;
+                for (int32_t r = 0; r < rows; r++) {
+                    float *o = oplane + (size_t)(oy + r) * (size_t)j->w + (size_t)x;
+                    const float *yt = y + (size_t)(r * 4) * 64 + q;
+                    if (j->accumulate)
+                        for (int32_t c = 0; c < cols; c++) o[c] += yt[(size_t)c * 64] + b;
+                    else
+                        for (int32_t c = 0; c < cols; c++) o[c] = yt[(size_t)c * 64] + b;
+                }
             }
         }
+        t += run;
     }
 }
 
@@ -136,7 +146,6 @@ static void wg_item(void *arg, size_t item, int thread)
     const size_t t0 = item * j->per_item, nt = min_sz(j->per_item, j->n_tiles - t0);
     const size_t ntp = (nt + NR - 1) / NR * NR; /* padded to whole panels */
     float *v = j->v[thread], *m = j->m[thread];
-    float d[36 * 64];
 
     /* 1. input transform, NR tiles at a time, written straight into the
      * packed B panels: V[xi] is cin x ntp, K-blocked like every packed B. */
@@ -144,8 +153,8 @@ static void wg_item(void *arg, size_t item, int thread)
     for (size_t p0 = 0; p0 < ntp; p0 += NR) {
         for (size_t ci = 0; ci < cin; ci++) {
             size_t k0 = ci / VAE_GEMM_KC * VAE_GEMM_KC, kc = min_sz(VAE_GEMM_KC, cin - k0);
-            gather_tiles(j, j->in + ci * j->in_hw, t0 + p0, NR, d);
-            kt->wg_input(NR, d, 64, v + k0 * ntp + (p0 / NR) * kc * NR + (ci - k0) * NR, vxi);
+            input_tiles(j, j->in + ci * j->in_hw, t0 + p0, NR,
+                        v + k0 * ntp + (p0 / NR) * kc * NR + (ci - k0) * NR, vxi);
         }
     }
 
@@ -231,13 +240,12 @@ static void ws_input_item(void *arg, size_t item, int thread)
     wg_job *j = w->j;
     const vae_kernel_table *kt = j->ctx->kt;
     const size_t NR = kt->gemm_nr, cin = (size_t)j->cv->cin, ntp = w->ntp, vxi = cin * ntp;
-    float d[36 * 64];
     size_t ci0 = item * 16, ci1 = min_sz(ci0 + 16, cin);
     for (size_t p0 = 0; p0 < ntp; p0 += NR)
         for (size_t ci = ci0; ci < ci1; ci++) {
             size_t k0 = ci / VAE_GEMM_KC * VAE_GEMM_KC, kc = min_sz(VAE_GEMM_KC, cin - k0);
-            gather_tiles(j, j->in + ci * j->in_hw, p0, NR, d);
-            kt->wg_input(NR, d, 64, w->v + k0 * ntp + (p0 / NR) * kc * NR + (ci - k0) * NR, vxi);
+            input_tiles(j, j->in + ci * j->in_hw, p0, NR,
+                        w->v + k0 * ntp + (p0 / NR) * kc * NR + (ci - k0) * NR, vxi);
         }
 }
 
