@@ -241,10 +241,11 @@ bench-ort-check: all bench-ort-deps
 	@sh test/tools/ensure-deps.sh $(BENCH_PEER_PKGS)
 	/usr/bin/python3 test/bench/ort_check.py --build $(B)
 
-$(B)/bin/bench: test/bench/bench.c test/bench/fma-peak.h $(BENCH_OBJ) $(LIB_A)
+$(B)/bin/bench: test/bench/bench.c test/bench/layers.c test/bench/layers.h test/bench/fma-peak.h \
+		$(BENCH_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(E) "  CCLD    $@"
-	$(Q)$(CC) $(ALL_CFLAGS) -Itest/bench $< -o $@ $(BENCH_OBJ) $(LIB_A) \
+	$(Q)$(CC) $(ALL_CFLAGS) -Itest/bench $(filter %.c,$^) -o $@ $(BENCH_OBJ) $(LIB_A) \
 	  $(SAN_LDFLAGS) $(LDFLAGS) $(LIB_LIBS)
 
 -include $(BENCH_OBJ:.o=.d)

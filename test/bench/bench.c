@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "fma-peak.h"
+#include "layers.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "ops/ops.h"
@@ -74,6 +75,7 @@ typedef struct options {
     const char *ort_dir;     /* folder whose node_modules/ has onnxruntime-node */
     const char *onnx_dir;    /* where export_onnx.py writes the .onnx files */
     const char *export_script, *ort_script;
+    int layers;              /* --layers: the convolution kernels alone */
 } options;
 
 /* What a child sends back: a fixed-size record (same binary on both ends). */
@@ -1026,6 +1028,7 @@ static void usage(FILE *f)
             "usage: bench [-m MODEL] [-n RUNS] [-t THREADS] [--sizes 256,512] [--big]\n"
             "             [--only encode|decode] [-v] [--peer] [--ort] [--json FILE]\n"
             "             [--python PATH] [--peer-script PATH] [--node PATH] [--ort-dir DIR]\n"
+            "       bench --layers [-n RUNS] [-t THREADS]\n"
             "  -m MODEL        a .safetensors file or model folder (default: full-size SDXL\n"
             "                  shape with random weights, generated once into build/bench/)\n"
             "  -n RUNS         timed runs after one warm-up (default 3)\n"
@@ -1048,7 +1051,9 @@ static void usage(FILE *f)
             "  --half-weights  load with VAE_LOAD_HALF_WEIGHTS\n"
             "  --node PATH     node for --ort (default: the first on PATH)\n"
             "  --ort-dir DIR   folder whose node_modules/ has onnxruntime-node (default:\n"
-            "                  build/ort, where `make bench-ort-deps` installs it)\n");
+            "                  build/ort, where `make bench-ort-deps` installs it)\n"
+            "  --layers        only the 3x3 convolution kernels (direct and Winograd) on the\n"
+            "                  SDXL layer shapes, against the FMA peak; no model needed\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -1165,7 +1170,7 @@ int main(int argc, char **argv)
     int big = 0;
     enum { OPT_SIZES = 256, OPT_BIG, OPT_ONLY, OPT_PEER, OPT_JSON, OPT_PYTHON, OPT_SCRIPT,
            OPT_MAXMEM, OPT_TILE, OPT_COMPARE, OPT_NOWARM, OPT_HALF,
-           OPT_ORT, OPT_NODE, OPT_ORT_DIR };
+           OPT_ORT, OPT_NODE, OPT_ORT_DIR, OPT_LAYERS };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},   {"runs", required_argument, NULL, 'n'},
         {"threads", required_argument, NULL, 't'}, {"sizes", required_argument, NULL, OPT_SIZES},
@@ -1182,6 +1187,7 @@ int main(int argc, char **argv)
         {"ort", no_argument, NULL, OPT_ORT},
         {"node", required_argument, NULL, OPT_NODE},
         {"ort-dir", required_argument, NULL, OPT_ORT_DIR},
+        {"layers", no_argument, NULL, OPT_LAYERS},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "m:n:t:vh", longopts, NULL)) != -1) {
@@ -1246,6 +1252,7 @@ int main(int argc, char **argv)
         case OPT_ORT: o.ort = 1; break;
         case OPT_NODE: o.node = optarg; break;
         case OPT_ORT_DIR: o.ort_dir = optarg; break;
+        case OPT_LAYERS: o.layers = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -1264,7 +1271,7 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     char bindir[PATH_MAX], model_buf[PATH_MAX + 64], script_buf[PATH_MAX + 64];
     exe_dir(bindir, sizeof bindir);
-    if (!o.model) {
+    if (!o.model && !o.layers) {
         if (default_model(bindir, model_buf, sizeof model_buf) != 0) return 1;
         o.model = model_buf;
     }
@@ -1305,7 +1312,7 @@ int main(int argc, char **argv)
     cpu_name(cpu, sizeof cpu);
     printf("sdxlvae bench: libsdxlvae %s, kernels %s, %d thread%s, %s\n", vae_version_string(), isa,
            threads, threads == 1 ? "" : "s", cpu);
-    printf("model: %s\n", o.model);
+    if (!o.layers) printf("model: %s\n", o.model);
     if (o.ort && !ort_ready)
         printf("peer: ONNX Runtime skipped: no node executable (Debian: apt-get install nodejs; "
                "bench takes the first on PATH, or --node PATH)\n");
@@ -1334,6 +1341,7 @@ int main(int argc, char **argv)
     } else {
         printf("FMA peak: not measured%s\n", pk.note);
     }
+    if (o.layers) return bench_layers(o.runs, threads, pk.used) != 0;
 
     work_rec recs[2 * MAX_SIZES];
     int n_recs = 0;
