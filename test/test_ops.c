@@ -224,66 +224,6 @@ START_TEST(test_groupnorm)
 }
 END_TEST
 
-/* conv(silu(GroupNorm(x))) with the norm applied as the convolution reads
- * its input (vae_conv2d_normed) has the bits of GroupNorm into a buffer and
- * then the convolution: both Winograd forms (at most 64 tiles, and more),
- * sizes that are not multiples of 4, stored and accumulated, every table. */
-START_TEST(test_conv_normed_bits)
-{
-    static const int cases[][5] = {
-        /* cin, cout, groups, h, w */
-        {32, 16, 8, 1, 1}, {32, 24, 32, 5, 7}, {64, 32, 32, 13, 9}, {16, 16, 4, 36, 41},
-    };
-    static const int isas[] = {VAE_ISA_SCALAR, VAE_ISA_BEST};
-    for (size_t ii = 0; ii < 2; ii++)
-        for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
-            vae_kernels_set_max_isa(isas[ii]);
-            int cin = cases[t][0], cout = cases[t][1], groups = cases[t][2], h = cases[t][3],
-                w = cases[t][4];
-            vae_conv cv;
-            float *wt;
-            make_conv(&cv, cout, cin, 3, &wt);
-            cv.w_raw = vae_alloc_floats((uint64_t)cout * cin * 9);
-            memcpy(cv.w_raw, wt, sizeof(float) * cout * cin * 9);
-            size_t nin = (size_t)cin * h * w, nout = (size_t)cout * h * w;
-            float *x = rand_buf(nin), *xn = malloc(nin * 4);
-            for (size_t i = 0; i < nin; i++) x[i] = x[i] * 3 + 1;
-            vae_norm nm = {cin, rand_buf((size_t)cin), rand_buf((size_t)cin)};
-            float *base = rand_buf(nout);
-            float *o1 = malloc(nout * 4), *o2 = malloc(nout * 4);
-            double *st = malloc(2 * (size_t)groups * sizeof *st);
-            vae_ctx ctx;
-            vae_error err;
-            ck_assert_int_eq(vae_ctx_init(&ctx, 2, &err), VAE_OK);
-            ck_assert(vae_conv2d_can_normalize(&ctx, &cv));
-            vae_groupnorm(&ctx, &nm, groups, 1e-6f, x, h, w, xn, 1);
-            vae_groupnorm_stats(&ctx, cin, groups, 1e-6f, x, h, w, st, st + groups);
-            vae_prologue pro = {&nm, groups, st, st + groups, 1};
-            for (int acc = 0; acc < 2; acc++) {
-                memcpy(o1, base, nout * 4);
-                memcpy(o2, base, nout * 4);
-                ck_assert_int_eq(vae_conv2d(&ctx, &cv, VAE_CONV_SAME, xn, h, w, o1, acc, &err), VAE_OK);
-                ck_assert_int_eq(vae_conv2d_normed(&ctx, &cv, &pro, x, h, w, o2, acc, &err), VAE_OK);
-                ck_assert_msg(memcmp(o1, o2, nout * 4) == 0,
-                              "normed conv %d->%d %dx%d acc=%d (%s): not the unfused bits", cin,
-                              cout, h, w, acc, ctx.kt->isa);
-            }
-            /* a conv that cannot fuse says so instead of computing something else */
-            ctx.winograd = 0;
-            ck_assert(!vae_conv2d_can_normalize(&ctx, &cv));
-            ck_assert_int_eq(vae_conv2d_normed(&ctx, &cv, &pro, x, h, w, o2, 0, &err),
-                             VAE_ERR_INTERNAL);
-            vae_ctx_free(&ctx);
-            vae_free_aligned(cv.w_raw);
-            cv.w_raw = NULL;
-            free_conv(&cv, wt);
-            free(x); free(xn); free(base); free(o1); free(o2); free(st);
-            free(nm.gamma); free(nm.beta);
-            vae_kernels_set_max_isa(VAE_ISA_BEST);
-        }
-}
-END_TEST
-
 /* x += proj(softmax(q^T k / sqrt(c)) v^T) with q, k, v = 1x1 convs of GroupNorm(x) */
 START_TEST(test_attention)
 {
@@ -514,7 +454,6 @@ int main(void)
     tcase_add_loop_test(tc, test_conv_best, 0, nconv);
     tcase_add_loop_test(tc, test_conv_scalar, 0, nconv);
     tcase_add_test(tc, test_groupnorm);
-    tcase_add_test(tc, test_conv_normed_bits);
     tcase_add_test(tc, test_groupnorm_kernels);
     tcase_add_test(tc, test_winograd_kernels);
     tcase_add_test(tc, test_attention);

@@ -8,7 +8,6 @@
  * add up the layers' costs: the same walk gives the total a fraction needs. */
 #include "model/model.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 /* ---- Progress ------------------------------------------------------------ */
@@ -58,35 +57,6 @@ static int32_t norm(vae_ctx *ctx, const vae_norm *nm, const vae_arch *a, const f
     return step(ctx, NORM_COST_PER_ELEMENT * nm->c * (double)h * (double)w, err);
 }
 
-/* conv(silu(GroupNorm(in))). Where the conv can apply the norm to its input
- * as it reads it (vae_conv2d_normed: the Winograd convs), only the
- * statistics take a pass of their own and the normalised tensor is never
- * stored; otherwise it goes through tmp. Same bits either way. */
-static int32_t norm_conv(vae_ctx *ctx, const vae_norm *nm, const vae_arch *a, const float *in,
-                         int32_t h, int32_t w, const vae_conv *cv, float *tmp, float *out,
-                         int accumulate, vae_error *err)
-{
-    int32_t rc;
-    if (!vae_conv2d_can_normalize(ctx, cv)) {
-        if ((rc = norm(ctx, nm, a, in, h, w, tmp, err)) != VAE_OK) return rc;
-        return conv(ctx, cv, VAE_CONV_SAME, tmp, h, w, out, accumulate, err);
-    }
-    if (!ctx->progress_count_only) {
-        double *st = vae_calloc_n((size_t)a->groups * 2, sizeof *st);
-        if (!st)
-            return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory for the statistics of %d groups",
-                            a->groups);
-        vae_groupnorm_stats(ctx, nm->c, a->groups, a->eps, in, h, w, st, st + a->groups);
-        vae_prologue pro = {nm, a->groups, st, st + a->groups, 1};
-        rc = vae_conv2d_normed(ctx, cv, &pro, in, h, w, out, accumulate, err);
-        free(st);
-        if (rc != VAE_OK) return rc;
-    }
-    /* the costs norm() and conv() would report: the same total either way */
-    double px = (double)h * (double)w;
-    return step(ctx, NORM_COST_PER_ELEMENT * nm->c * px + px * cv->cout * cv->cin * 9, err);
-}
-
 static int32_t attn(vae_ctx *ctx, const vae_attn *at, const vae_arch *a, float *x, int32_t h,
                     int32_t w, vae_error *err)
 {
@@ -119,18 +89,9 @@ static int32_t resnet(const vae_model *m, vae_ctx *ctx, const vae_resnet *r, buf
 {
     const vae_arch *a = &m->arch;
     int32_t rc;
-    if ((rc = norm_conv(ctx, &r->norm1, a, bf->a, h, w, &r->conv1, bf->b, bf->c, 0, err)) != VAE_OK)
+    if ((rc = norm(ctx, &r->norm1, a, bf->a, h, w, bf->b, err)) != VAE_OK) return rc;
+    if ((rc = conv(ctx, &r->conv1, VAE_CONV_SAME, bf->b, h, w, bf->c, 0, err)) != VAE_OK)
         return rc;
-    if (vae_conv2d_can_normalize(ctx, &r->conv2)) {
-        /* conv1's output stays in c for conv2 to normalise as it reads it:
-         * the shortcut goes to b, free since nothing normalised is stored */
-        if (r->has_shortcut) {
-            if ((rc = conv(ctx, &r->shortcut, VAE_CONV_SAME, bf->a, h, w, bf->b, 0, err)) != VAE_OK)
-                return rc;
-            swap(&bf->a, &bf->b);
-        }
-        return norm_conv(ctx, &r->norm2, a, bf->c, h, w, &r->conv2, bf->b, bf->a, 1, err);
-    }
     if ((rc = norm(ctx, &r->norm2, a, bf->c, h, w, bf->b, err)) != VAE_OK) return rc;
     if (r->has_shortcut) {
         if ((rc = conv(ctx, &r->shortcut, VAE_CONV_SAME, bf->a, h, w, bf->c, 0, err)) != VAE_OK)
@@ -216,13 +177,13 @@ int32_t vae_run_encoder(const vae_model *m, vae_ctx *ctx, const float *x, int32_
         }
     }
     if ((rc = mid(m, ctx, e, &bf, h, w, err)) != VAE_OK) goto out;
+    if ((rc = norm(ctx, &e->norm_out, a, bf.a, h, w, bf.b, err)) != VAE_OK) goto out;
     if (a->use_quant_conv) {
-        if ((rc = norm_conv(ctx, &e->norm_out, a, bf.a, h, w, &e->conv_out, bf.b, bf.c, 0, err)) !=
-            VAE_OK)
+        if ((rc = conv(ctx, &e->conv_out, VAE_CONV_SAME, bf.b, h, w, bf.c, 0, err)) != VAE_OK)
             goto out;
         rc = conv(ctx, &m->quant_conv, VAE_CONV_SAME, bf.c, h, w, moments, 0, err);
     } else {
-        rc = norm_conv(ctx, &e->norm_out, a, bf.a, h, w, &e->conv_out, bf.b, moments, 0, err);
+        rc = conv(ctx, &e->conv_out, VAE_CONV_SAME, bf.b, h, w, moments, 0, err);
     }
 out:
     free_bufs(&bf);
@@ -259,7 +220,8 @@ int32_t vae_run_decoder(const vae_model *m, vae_ctx *ctx, const float *z, int32_
             w *= 2;
         }
     }
-    rc = norm_conv(ctx, &d->norm_out, a, bf.a, h, w, &d->conv_out, bf.b, img, 0, err);
+    if ((rc = norm(ctx, &d->norm_out, a, bf.a, h, w, bf.b, err)) != VAE_OK) goto out;
+    rc = conv(ctx, &d->conv_out, VAE_CONV_SAME, bf.b, h, w, img, 0, err);
 out:
     free_bufs(&bf);
     return rc;

@@ -255,13 +255,8 @@ static int use_winograd(const vae_ctx *ctx, const vae_conv *cv)
  * the same bits as that of a model loaded without the flag from the same
  * F16/BF16 file.
  */
-static int32_t conv2d_impl(vae_ctx *ctx, const vae_conv *cv, int mode, const vae_prologue *pro,
-                           const float *in, int32_t h, int32_t w, float *out, int accumulate,
-                           vae_error *err);
-
-static int32_t conv2d_half(vae_ctx *ctx, const vae_conv *cv, int mode, const vae_prologue *pro,
-                           const float *in, int32_t h, int32_t w, float *out, int accumulate,
-                           vae_error *err)
+static int32_t conv2d_half(vae_ctx *ctx, const vae_conv *cv, int mode, const float *in, int32_t h,
+                           int32_t w, float *out, int accumulate, vae_error *err)
 {
     const size_t K = (size_t)cv->cin * (size_t)cv->ksize * (size_t)cv->ksize;
     const uint64_t n = (uint64_t)cv->cout * K;
@@ -285,37 +280,13 @@ static int32_t conv2d_half(vae_ctx *ctx, const vae_conv *cv, int mode, const vae
                             (unsigned long long)n);
         vae_packed_fill(&view.w, (size_t)cv->cout, K, mr, wide, buf);
     }
-    return conv2d_impl(ctx, &view, mode, pro, in, h, w, out, accumulate, err);
-}
-
-int vae_conv2d_can_normalize(const vae_ctx *ctx, const vae_conv *cv)
-{
-    return cv->ksize == 3 && (cv->w_raw || cv->w16) && use_winograd(ctx, cv);
-}
-
-int32_t vae_conv2d_normed(vae_ctx *ctx, const vae_conv *cv, const vae_prologue *pro,
-                          const float *in, int32_t h, int32_t w, float *out, int accumulate,
-                          vae_error *err)
-{
-    if (!vae_conv2d_can_normalize(ctx, cv))
-        return vae_fail(err, VAE_ERR_INTERNAL, "a %d -> %d channel convolution cannot normalise its input",
-                        cv->cin, cv->cout);
-    return conv2d_impl(ctx, cv, VAE_CONV_SAME, pro, in, h, w, out, accumulate, err);
+    return vae_conv2d(ctx, &view, mode, in, h, w, out, accumulate, err);
 }
 
 int32_t vae_conv2d(vae_ctx *ctx, const vae_conv *cv, int mode, const float *in, int32_t h,
                    int32_t w, float *out, int accumulate, vae_error *err)
 {
-    return conv2d_impl(ctx, cv, mode, NULL, in, h, w, out, accumulate, err);
-}
-
-/* pro (a fused GroupNorm) only ever comes with a stride-1 3x3 conv on the
- * Winograd path (vae_conv2d_normed checks). */
-static int32_t conv2d_impl(vae_ctx *ctx, const vae_conv *cv, int mode, const vae_prologue *pro,
-                           const float *in, int32_t h, int32_t w, float *out, int accumulate,
-                           vae_error *err)
-{
-    if (cv->w16) return conv2d_half(ctx, cv, mode, pro, in, h, w, out, accumulate, err);
+    if (cv->w16) return conv2d_half(ctx, cv, mode, in, h, w, out, accumulate, err);
     if (cv->w_raw && (mode == VAE_CONV_SAME || mode == VAE_CONV_UP2) && cv->ksize == 3) {
         int32_t rc;
         int up2 = mode == VAE_CONV_UP2;
@@ -324,7 +295,7 @@ static int32_t conv2d_impl(vae_ctx *ctx, const vae_conv *cv, int mode, const vae
             /* upsample + conv: Winograd on the upsampled image as the gather
              * sees it (2.25 multiplies per output and channel pair, against
              * 4 for the folded 2x2 kernels below) */
-            rc = vae_conv3x3_winograd(ctx, cv, cv->w_raw, pro, in, h, w, up2, out, accumulate, err);
+            rc = vae_conv3x3_winograd(ctx, cv, cv->w_raw, in, h, w, up2, out, accumulate, err);
             vae_prof_add(ctx, up2 ? VAE_PROF_CONV_UP : VAE_PROF_CONV3X3, t0,
                          2.0 * cv->cout * cv->cin * 9 * (double)h * w * (up2 ? 4 : 1));
             return rc;

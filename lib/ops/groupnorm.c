@@ -20,14 +20,18 @@ typedef struct gn_job {
     int silu;
 } gn_job;
 
-/* Mean and 1/sqrt(var + eps) of the n floats of one group. Both passes run
- * per chunk while it is in L1, and the chunks merge with Chan's update: the
- * group is read from memory once, not twice, and each chunk's deviations
- * are taken about its own mean, as accurate as two passes over the whole
- * group. Chunks are fixed: the same sums on any thread. */
-static void group_stats(const vae_kernel_table *kt, const float *x, size_t n, float eps,
-                        double *mean_out, double *rstd_out)
+static void gn_item(void *arg, size_t g, int thread)
 {
+    (void)thread;
+    gn_job *j = arg;
+    const vae_kernel_table *kt = j->kt;
+    int32_t cpg = j->nm->c / j->groups;
+    size_t c0 = g * (size_t)cpg, n = (size_t)cpg * j->hw;
+    const float *x = j->in + c0 * j->hw;
+    /* Both passes per chunk while it is in L1, merged with Chan's update:
+     * the group is read from memory once, not twice, and each chunk's
+     * deviations are taken about its own mean, as accurate as two passes
+     * over the whole group. Chunks are fixed: the same sums on any thread. */
     double cnt = 0, mean = 0, m2 = 0;
     for (size_t i0 = 0; i0 < n; i0 += GN_CHUNK) {
         size_t len = n - i0 < GN_CHUNK ? n - i0 : GN_CHUNK;
@@ -37,54 +41,14 @@ static void group_stats(const vae_kernel_table *kt, const float *x, size_t n, fl
         m2 += qb + d * d * cnt * nb / tot;
         cnt = tot;
     }
-    *mean_out = mean;
-    *rstd_out = 1.0 / sqrt(m2 / (double)n + (double)eps);
-}
-
-static void gn_item(void *arg, size_t g, int thread)
-{
-    (void)thread;
-    gn_job *j = arg;
-    const vae_kernel_table *kt = j->kt;
-    int32_t cpg = j->nm->c / j->groups;
-    size_t c0 = g * (size_t)cpg, n = (size_t)cpg * j->hw;
-    const float *x = j->in + c0 * j->hw;
-    double mean, rstd;
-    group_stats(kt, x, n, j->eps, &mean, &rstd);
+    double rstd = 1.0 / sqrt(m2 / (double)n + (double)j->eps);
     for (int32_t c = 0; c < cpg; c++) {
         /* (x - mean) * a + beta: folding the mean into the offset would
-         * cancel catastrophically when rstd is large (tiny variance). The
-         * fused form (winograd.c) forms a, mean and beta the same way. */
+         * cancel catastrophically when rstd is large (tiny variance) */
         float a = (float)(rstd * j->nm->gamma[c0 + (size_t)c]);
         kt->norm_silu(j->hw, x + (size_t)c * j->hw, j->out + (c0 + (size_t)c) * j->hw, (float)mean,
                       a, j->nm->beta[c0 + (size_t)c], j->silu);
     }
-}
-
-typedef struct gn_stats_job {
-    const vae_kernel_table *kt;
-    int32_t cpg;
-    float eps;
-    const float *in;
-    size_t hw;
-    double *mean, *rstd;
-} gn_stats_job;
-
-static void gn_stats_item(void *arg, size_t g, int thread)
-{
-    (void)thread;
-    gn_stats_job *j = arg;
-    size_t n = (size_t)j->cpg * j->hw;
-    group_stats(j->kt, j->in + g * n, n, j->eps, &j->mean[g], &j->rstd[g]);
-}
-
-void vae_groupnorm_stats(vae_ctx *ctx, int32_t c, int32_t groups, float eps, const float *in,
-                         int32_t h, int32_t w, double *mean, double *rstd)
-{
-    gn_stats_job j = {ctx->kt, c / groups, eps, in, (size_t)h * (size_t)w, mean, rstd};
-    double t0 = ctx->prof ? vae_now() : 0;
-    vae_pool_run(ctx->pool, (size_t)groups, gn_stats_item, &j);
-    vae_prof_add(ctx, VAE_PROF_NORM, t0, 0);
 }
 
 void vae_groupnorm(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float eps, const float *in,

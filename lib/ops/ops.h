@@ -136,36 +136,12 @@ VAE_HIDDEN int32_t vae_conv2d(vae_ctx *ctx, const vae_conv *cv, int mode, const 
                               int32_t h, int32_t w, float *out, int accumulate,
                               vae_error *err);
 
-/* A GroupNorm (+ SiLU) that a convolution applies to its input as it reads
- * it (vae_conv2d_normed), so the normalised tensor is never written out and
- * read back: per group, the statistics of vae_groupnorm_stats. Each element
- * gets the bits vae_groupnorm would give it. */
-typedef struct vae_prologue {
-    const vae_norm *nm;
-    int32_t groups;
-    const double *mean, *rstd; /* per group */
-    int silu;
-} vae_prologue;
-
 /* The Winograd F(4x4, 3x3) path of vae_conv2d (winograd.c): stride 1,
  * pad 1, on in (h x w), or with up2 on its nearest-2x upsampling (2h x 2w,
  * never stored: the gather reads the input at half the coordinates). */
 VAE_HIDDEN int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const float *w_raw,
-                                        const vae_prologue *pro, const float *in,
-                                        int32_t h, int32_t w, int up2, float *out,
-                                        int accumulate, vae_error *err);
-
-/* Whether vae_conv2d_normed can run cv (stride 1, 3x3, on the Winograd
- * path); otherwise normalise into a buffer and call vae_conv2d. */
-VAE_HIDDEN int vae_conv2d_can_normalize(const vae_ctx *ctx, const vae_conv *cv);
-/* out (+)= conv(pro(in)), mode VAE_CONV_SAME. */
-VAE_HIDDEN int32_t vae_conv2d_normed(vae_ctx *ctx, const vae_conv *cv, const vae_prologue *pro,
-                                     const float *in, int32_t h, int32_t w, float *out,
-                                     int accumulate, vae_error *err);
-/* The statistics vae_groupnorm uses: mean and 1/sqrt(var + eps) per group. */
-VAE_HIDDEN void vae_groupnorm_stats(vae_ctx *ctx, int32_t c, int32_t groups, float eps,
-                                    const float *in, int32_t h, int32_t w, double *mean,
-                                    double *rstd);
+                                        const float *in, int32_t h, int32_t w, int up2,
+                                        float *out, int accumulate, vae_error *err);
 
 /* out = GroupNorm(in) (then SiLU when silu). in and out may alias. */
 VAE_HIDDEN void vae_groupnorm(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float eps,

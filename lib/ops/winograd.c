@@ -35,33 +35,21 @@ typedef struct wg_job {
     size_t upanel;
     float *out;
     int accumulate;
-    const vae_prologue *pro; /* GroupNorm (+ SiLU) applied as the input is read, or NULL */
     float **v, **m;       /* per thread: transformed inputs, products */
     size_t per_item;      /* tiles per work item */
 } wg_job;
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
-/* The transformed inputs V of tiles t0 .. t0+n-1 (n <= 64) of channel ci,
- * into v[xi * vs + t]. Runs of tiles that share a tile row go to the
+/* The transformed inputs V of tiles t0 .. t0+n-1 (n <= 64) of one channel
+ * plane, into v[xi * vs + t]. Runs of tiles that share a tile row go to the
  * wg_input_rows kernel, which reads the 6 image rows under them in place
  * and treats the columns outside the image as zero. Rows above and below
- * the image read a zero line; the upsampled form makes its rows on the fly,
- * and so does the prologue (GroupNorm + SiLU, by the norm_silu kernel with
- * vae_groupnorm's operands: the same bits as normalising the whole plane,
- * while padding stays zero as it must after the norm). Tiles past the last
- * one are zero. */
-static void input_tiles(const wg_job *j, size_t ci, size_t t0, size_t n, float *v, size_t vs)
+ * the image read a zero line; the upsampled form makes its rows on the fly.
+ * Tiles past the last one are zero. */
+static void input_tiles(const wg_job *j, const float *plane, size_t t0, size_t n, float *v,
+                        size_t vs)
 {
-    const float *plane = j->in + ci * j->in_hw;
-    float mean = 0, a = 0, b = 0;
-    if (j->pro) {
-        const vae_prologue *p = j->pro;
-        size_t g = ci / (size_t)(p->nm->c / p->groups);
-        mean = (float)p->mean[g];
-        a = (float)(p->rstd[g] * p->nm->gamma[ci]);
-        b = p->nm->beta[ci];
-    }
     static const float zeros[4 * 64 + 8];
     const vae_kernel_table *kt = j->ctx->kt;
     const int32_t w = j->w, h = j->h;
@@ -87,11 +75,6 @@ static void input_tiles(const wg_job *j, size_t ci, size_t t0, size_t n, float *
             int32_t y = ty + r;
             if (y < 0 || y >= h) {
                 rows[r] = zeros;
-            } else if (j->pro) {
-                /* vae_conv2d_normed never asks for up2 */
-                kt->norm_silu((size_t)(x1 - x0), plane + (size_t)y * (size_t)w + (size_t)x0, lines[r],
-                              mean, a, b, j->pro->silu);
-                rows[r] = lines[r];
             } else if (!j->up2) {
                 rows[r] = plane + (size_t)y * (size_t)w + (size_t)x0;
             } else {
@@ -170,8 +153,8 @@ static void wg_item(void *arg, size_t item, int thread)
     for (size_t p0 = 0; p0 < ntp; p0 += NR) {
         for (size_t ci = 0; ci < cin; ci++) {
             size_t k0 = ci / VAE_GEMM_KC * VAE_GEMM_KC, kc = min_sz(VAE_GEMM_KC, cin - k0);
-            input_tiles(j, ci, t0 + p0, NR, v + k0 * ntp + (p0 / NR) * kc * NR + (ci - k0) * NR,
-                        vxi);
+            input_tiles(j, j->in + ci * j->in_hw, t0 + p0, NR,
+                        v + k0 * ntp + (p0 / NR) * kc * NR + (ci - k0) * NR, vxi);
         }
     }
 
@@ -261,8 +244,8 @@ static void ws_input_item(void *arg, size_t item, int thread)
     for (size_t p0 = 0; p0 < ntp; p0 += NR)
         for (size_t ci = ci0; ci < ci1; ci++) {
             size_t k0 = ci / VAE_GEMM_KC * VAE_GEMM_KC, kc = min_sz(VAE_GEMM_KC, cin - k0);
-            input_tiles(j, ci, p0, NR, w->v + k0 * ntp + (p0 / NR) * kc * NR + (ci - k0) * NR,
-                        vxi);
+            input_tiles(j, j->in + ci * j->in_hw, p0, NR,
+                        w->v + k0 * ntp + (p0 / NR) * kc * NR + (ci - k0) * NR, vxi);
         }
 }
 
@@ -315,8 +298,8 @@ static void ws_item(void *arg, size_t item, int thread)
 }
 
 int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const float *w_raw,
-                             const vae_prologue *pro, const float *in, int32_t h, int32_t w,
-                             int up2, float *out, int accumulate, vae_error *err)
+                             const float *in, int32_t h, int32_t w, int up2, float *out,
+                             int accumulate, vae_error *err)
 {
     const size_t cin = (size_t)cv->cin, cout = (size_t)cv->cout, MR = ctx->kt->gemm_mr,
                  NR = ctx->kt->gemm_nr;
@@ -339,7 +322,6 @@ int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const float *w_ra
     j.n_tiles = (size_t)((h + 3) / 4) * (size_t)j.tiles_x;
     j.out = out;
     j.accumulate = accumulate;
-    j.pro = pro;
     const int ws = j.n_tiles <= WS_MAX_TILES;
     size_t upanel = (size_t)vae_packed_floats(cout, cin, MR);
     size_t ntp = (WG_TILES + NR - 1) / NR * NR, wntp = (j.n_tiles + NR - 1) / NR * NR;
