@@ -101,6 +101,7 @@ static const struct { int cout, cin, k, h, w, mode; } conv_cases[] = {
     {2, 3, 3, 1, 1, VAE_CONV_UP2},    {19, 70, 3, 9, 15, VAE_CONV_UP2}, /* 135 px: two N chunks */
     {16, 16, 3, 1, 1, VAE_CONV_SAME}, {16, 300, 3, 5, 7, VAE_CONV_SAME}, /* partial tiles, K > KC */
     {40, 17, 3, 36, 41, VAE_CONV_SAME}, /* 90 tiles: two Winograd chunks */
+    {6, 5, 3, 10, 70, VAE_CONV_DOWN2}, /* output rows of 35: whole panels read every other float */
 };
 
 static void run_conv_case(int ci, int isa, int threads)

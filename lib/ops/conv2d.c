@@ -60,26 +60,31 @@ static void im2col_pack(const void *vsrc, size_t k0, size_t kc, size_t n0, size_
     const size_t kk = (size_t)s->ksize * (size_t)s->ksize;
     const size_t hw = (size_t)s->h * (size_t)s->w;
     int64_t off[MAX_TAPS][MAX_NR];
-    int contig[MAX_TAPS];
+    int contig[MAX_TAPS]; /* 1: a contiguous run; 2: every other float (Downsample) */
     for (size_t p0 = 0; p0 < nc; p0 += nr) {
         size_t cnt = min_sz(nr, nc - p0);
         int32_t oy0 = (int32_t)((n0 + p0) / (size_t)s->ow), ox0 = (int32_t)((n0 + p0) % (size_t)s->ow);
         for (size_t t = 0; t < kk; t++) {
             int32_t oy = oy0, ox = ox0, ky = (int32_t)(t / (size_t)s->ksize), kx = (int32_t)(t % (size_t)s->ksize);
-            contig[t] = 1;
+            int run1 = 1, run2 = 1;
             for (size_t i = 0; i < cnt; i++) {
                 off[t][i] = tap_offset(s, oy, ox, ky, kx);
-                if (off[t][i] < 0 || off[t][i] != off[t][0] + (int64_t)i) contig[t] = 0;
+                if (off[t][i] < 0 || off[t][i] != off[t][0] + (int64_t)i) run1 = 0;
+                if (off[t][i] < 0 || off[t][i] != off[t][0] + 2 * (int64_t)i) run2 = 0;
                 if (++ox == s->ow) { ox = 0; oy++; }
             }
+            contig[t] = run1 ? 1 : run2 ? 2 : 0;
         }
         float *panel = dst + (p0 / nr) * kc * nr;
         size_t ci = k0 / kk, t = k0 % kk;
         for (size_t kq = 0; kq < kc; kq++) {
             const float *plane = s->in + ci * hw;
             float *d = panel + kq * nr;
-            if (contig[t]) {
+            if (contig[t] == 1) {
                 memcpy(d, plane + off[t][0], cnt * sizeof(float));
+            } else if (contig[t] == 2) {
+                const float *src = plane + off[t][0];
+                for (size_t i = 0; i < cnt; i++) d[i] = src[2 * i];
             } else {
                 for (size_t i = 0; i < cnt; i++) d[i] = off[t][i] < 0 ? 0.0f : plane[off[t][i]];
             }
