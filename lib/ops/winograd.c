@@ -78,11 +78,24 @@ static void input_tiles(const wg_job *j, const float *plane, size_t t0, size_t n
             } else if (!j->up2) {
                 rows[r] = plane + (size_t)y * (size_t)w + (size_t)x0;
             } else {
-                /* the upsampled row y is stored row y/2, pixel x is x/2 */
+                /* the upsampled row y is stored row y/2, pixel x is x/2: rows
+                 * y-1 and y often share a stored row, and then a line */
+                if (r > 0 && rows[r - 1] == lines[r - 1] && ((y - 1) >> 1) == (y >> 1)) {
+                    rows[r] = rows[r - 1];
+                    continue;
+                }
                 const float *src = plane + (size_t)(y >> 1) * (size_t)j->in_w;
                 float *line = lines[r];
-                for (int32_t x = x0; x < x1; x++) line[x - x0] = src[x >> 1];
-                rows[r] = line;
+                int32_t x = x0;
+                if (x & 1) *line++ = src[x++ >> 1];
+                const float *s2 = src + (x >> 1);
+                size_t pairs = (size_t)(x1 - x) / 2;
+                for (size_t k = 0; k < pairs; k++) { /* every stored pixel twice */
+                    line[2 * k] = s2[k];
+                    line[2 * k + 1] = s2[k];
+                }
+                if ((x1 - x) & 1) line[2 * pairs] = s2[pairs];
+                rows[r] = lines[r];
             }
         }
         kt->wg_input_rows(run, rows, lo, hi, v + t, vs);
