@@ -241,7 +241,8 @@ bench-ort-check: all bench-ort-deps
 	@sh test/tools/ensure-deps.sh $(BENCH_PEER_PKGS)
 	/usr/bin/python3 test/bench/ort_check.py --build $(B)
 
-$(B)/bin/bench: test/bench/bench.c test/bench/layers.c test/bench/layers.h test/bench/fma-peak.h \
+$(B)/bin/bench: test/bench/bench.c test/bench/layers.c test/bench/layers.h test/bench/bench-util.h \
+		test/bench/fma-peak.h \
 		$(BENCH_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(E) "  CCLD    $@"

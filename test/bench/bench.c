@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-util.h"
 #include "fma-peak.h"
 #include "layers.h"
 #include "kernels/kernels.h"
@@ -42,7 +43,6 @@
 #include "ops/ops.h"
 #include "sdxlvae.h"
 
-#define MAX_RUNS 1000
 #define MAX_SIZES 8
 #define EXIT_NO_TORCH 3 /* torch_bench.py: PyTorch cannot be imported */
 #define EXIT_NO_ORT 3   /* ort_bench.mjs: onnxruntime-node cannot be loaded */
@@ -113,20 +113,6 @@ typedef struct work_rec {
 } work_rec;
 
 /* ---- small helpers ---------------------------------------------------------- */
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median_of(const double *v, int n)
-{
-    double s[MAX_RUNS];
-    memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-}
 
 static double min_of(const double *v, int n)
 {
@@ -460,20 +446,6 @@ static void measure_peaks(int threads, const char *isa, peaks *pk)
 }
 
 /* ---- one (work, size) in a child process ------------------------------------- */
-
-/* splitmix64: reproducible inputs. */
-static uint64_t mix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static float uniform_pm1(uint64_t *s)
-{
-    return (float)((double)(mix(s) >> 11) * (2.0 / 9007199254740992.0) - 1.0);
-}
 
 static void child_fail(child_out *r, int32_t code, const char *msg)
 {

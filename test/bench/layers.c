@@ -20,28 +20,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench-util.h"
 #include "ops/ops.h"
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static float frand(uint64_t *s)
-{
-    *s = *s * 6364136223846793005u + 1442695040888963407u;
-    return (float)((*s >> 40) & 0xffffff) / 16777216.0f - 0.5f;
-}
-
-/* Median seconds of `runs` calls (after one warm-up); < 0 on failure. */
+/* Median seconds of `runs` (<= MAX_RUNS) calls after one warm-up; < 0 on
+ * failure. */
 static double time_conv(vae_ctx *ctx, const vae_conv *cv, const float *in, int32_t side,
                         float *out, int runs)
 {
-    double t[64];
+    double t[MAX_RUNS];
     vae_error err;
     memset(&err, 0, sizeof err);
-    if (runs > 64) runs = 64;
     for (int r = -1; r < runs; r++) {
         double t0 = vae_now();
         if (vae_conv2d(ctx, cv, VAE_CONV_SAME, in, side, side, out, 0, &err) != VAE_OK) {
@@ -50,8 +39,7 @@ static double time_conv(vae_ctx *ctx, const vae_conv *cv, const float *in, int32
         }
         if (r >= 0) t[r] = vae_now() - t0;
     }
-    qsort(t, (size_t)runs, sizeof t[0], cmp_double);
-    return runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+    return median_of(t, runs);
 }
 
 int bench_layers(int runs, int threads, double peak)
@@ -85,9 +73,9 @@ int bench_layers(int runs, int threads, double peak)
             rc = 1;
             goto next;
         }
-        for (size_t k = 0; k < nw; k++) w[k] = 0.05f * frand(&seed);
-        for (size_t k = 0; k < nx; k++) in[k] = frand(&seed);
-        for (int32_t k = 0; k < c; k++) bias[k] = frand(&seed);
+        for (size_t k = 0; k < nw; k++) w[k] = 0.025f * uniform_pm1(&seed);
+        for (size_t k = 0; k < nx; k++) in[k] = 0.5f * uniform_pm1(&seed);
+        for (int32_t k = 0; k < c; k++) bias[k] = 0.5f * uniform_pm1(&seed);
         direct.cout = direct.cin = wino.cout = wino.cin = c;
         direct.ksize = wino.ksize = 3;
         direct.bias = wino.bias = bias;
