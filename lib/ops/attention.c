@@ -151,11 +151,8 @@ static void norm_columns(const vae_kernel_table *kt, const vae_norm *nm, int32_t
 static void group_stats(const vae_kernel_table *kt, int32_t groups, float eps, const float *x,
                         size_t cnt, double *mean, double *rstd)
 {
-    for (int32_t g = 0; g < groups; g++) {
-        const float *xg = x + (size_t)g * cnt;
-        mean[g] = kt->sum(cnt, xg) / (double)cnt;
-        rstd[g] = 1.0 / sqrt(kt->sqdev(cnt, xg, mean[g]) / (double)cnt + (double)eps);
-    }
+    for (int32_t g = 0; g < groups; g++)
+        vae_group_stats(kt, x + (size_t)g * cnt, cnt, eps, &mean[g], &rstd[g]);
 }
 
 uint64_t vae_attention_lean_floats(int32_t c, uint64_t n, int n_threads, size_t nr)

@@ -20,6 +20,33 @@ typedef struct gn_job {
     int silu;
 } gn_job;
 
+/* Chan's update: (cnt, mean, m2) += a part of nb values with mean mb and
+ * sum of squared deviations qb about it. */
+static void chan_merge(double *cnt, double *mean, double *m2, double nb, double mb, double qb)
+{
+    double tot = *cnt + nb, d = mb - *mean;
+    *mean += d * nb / tot;
+    *m2 += qb + d * d * *cnt * nb / tot;
+    *cnt = tot;
+}
+
+/* Both passes per chunk while it is in L1, merged with Chan's update: the
+ * group is read from memory once, not twice, and each chunk's deviations
+ * are taken about its own mean, as accurate as two passes over the whole
+ * group. Chunks are fixed: the same sums on any thread. */
+void vae_group_stats(const vae_kernel_table *kt, const float *x, size_t n, float eps,
+                     double *mean_out, double *rstd_out)
+{
+    double cnt = 0, mean = 0, m2 = 0;
+    for (size_t i0 = 0; i0 < n; i0 += GN_CHUNK) {
+        size_t len = n - i0 < GN_CHUNK ? n - i0 : GN_CHUNK;
+        double nb = (double)len, mb = kt->sum(len, x + i0) / nb;
+        chan_merge(&cnt, &mean, &m2, nb, mb, kt->sqdev(len, x + i0, mb));
+    }
+    *mean_out = mean;
+    *rstd_out = 1.0 / sqrt(m2 / (double)n + (double)eps);
+}
+
 static void gn_item(void *arg, size_t g, int thread)
 {
     (void)thread;
@@ -28,20 +55,8 @@ static void gn_item(void *arg, size_t g, int thread)
     int32_t cpg = j->nm->c / j->groups;
     size_t c0 = g * (size_t)cpg, n = (size_t)cpg * j->hw;
     const float *x = j->in + c0 * j->hw;
-    /* Both passes per chunk while it is in L1, merged with Chan's update:
-     * the group is read from memory once, not twice, and each chunk's
-     * deviations are taken about its own mean, as accurate as two passes
-     * over the whole group. Chunks are fixed: the same sums on any thread. */
-    double cnt = 0, mean = 0, m2 = 0;
-    for (size_t i0 = 0; i0 < n; i0 += GN_CHUNK) {
-        size_t len = n - i0 < GN_CHUNK ? n - i0 : GN_CHUNK;
-        double nb = (double)len, mb = kt->sum(len, x + i0) / nb;
-        double qb = kt->sqdev(len, x + i0, mb), tot = cnt + nb, d = mb - mean;
-        mean += d * nb / tot;
-        m2 += qb + d * d * cnt * nb / tot;
-        cnt = tot;
-    }
-    double rstd = 1.0 / sqrt(m2 / (double)n + (double)j->eps);
+    double mean, rstd;
+    vae_group_stats(kt, x, n, j->eps, &mean, &rstd);
     for (int32_t c = 0; c < cpg; c++) {
         /* (x - mean) * a + beta: folding the mean into the offset would
          * cancel catastrophically when rstd is large (tiny variance) */
@@ -92,10 +107,8 @@ static void gn_acc_item(void *arg, size_t g, int thread)
         for (int32_t y = j->y0; y < j->y1; y++)
             m2 += kt->sqdev(run, pl + (size_t)y * (size_t)j->w + (size_t)j->x0, mb);
     }
-    double *a = j->acc + 3 * g, na = a[0], n = na + nb, d = mb - a[1];
-    a[1] += d * nb / n;
-    a[2] += m2 + d * d * na * nb / n;
-    a[0] = n;
+    double *a = j->acc + 3 * g;
+    chan_merge(&a[0], &a[1], &a[2], nb, mb, m2);
 }
 
 void vae_groupnorm_accumulate(vae_ctx *ctx, int32_t c, int32_t groups, const float *in, int32_t h,

@@ -143,6 +143,11 @@ VAE_HIDDEN int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const 
                                         const float *in, int32_t h, int32_t w, int up2,
                                         float *out, int accumulate, vae_error *err);
 
+/* GroupNorm's mean and 1/sqrt(var + eps) of the n floats of one group (the
+ * statistics every form of GroupNorm uses). */
+VAE_HIDDEN void vae_group_stats(const vae_kernel_table *kt, const float *x, size_t n, float eps,
+                                double *mean, double *rstd);
+
 /* out = GroupNorm(in) (then SiLU when silu). in and out may alias. */
 VAE_HIDDEN void vae_groupnorm(vae_ctx *ctx, const vae_norm *nm, int32_t groups, float eps,
                               const float *in, int32_t h, int32_t w, float *out, int silu);
