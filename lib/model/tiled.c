@@ -637,20 +637,26 @@ static uint64_t point_bytes(const graph *g, int k)
     return (uint64_t)g->p[k].c * (uint64_t)g->p[k].h * (uint64_t)g->p[k].w * sizeof(float);
 }
 
-/* Scratch of the convolutions themselves (vae_ctx's Winograd buffers, the
- * weights widened or packed for the call), whatever the tiling. */
+/* Floats of scratch a convolution of at most c channels on either side
+ * takes, whatever the tiling: vae_ctx's Winograd buffers (transformed
+ * weights, per-thread transformed inputs and products), the weights widened
+ * or packed for the call, and the per-thread GEMM panels. */
+static uint64_t conv_scratch_floats(uint64_t c, int n_threads)
+{
+    uint64_t nt = (uint64_t)n_threads;
+    return (36 + 9 + 9) * c * c + nt * 36 * 64 * 2 * c + nt * VAE_GEMM_KC * (VAE_GEMM_NC + 64);
+}
+
 static uint64_t conv_scratch_bytes(const graph *g, int n_threads)
 {
-    uint64_t best = 0;
+    uint64_t cmax = 0;
     for (int k = 0; k < g->n; k++) {
         const unit *u = &g->u[k];
         uint64_t ci = (uint64_t)(u->cmid > u->cin ? u->cmid : u->cin), co = (uint64_t)u->cout;
         if (ci < co) ci = co;
-        uint64_t b = (36 + 9 + 9) * ci * ci + (uint64_t)n_threads * 36 * 64 * 2 * ci;
-        if (b > best) best = b;
+        if (ci > cmax) cmax = ci;
     }
-    return best * sizeof(float) +
-           (uint64_t)n_threads * VAE_GEMM_KC * (VAE_GEMM_NC + 64) * sizeof(float);
+    return conv_scratch_floats(cmax, n_threads) * sizeof(float);
 }
 
 static seg_info segment_info(const vae_model *m, const graph *g, int a, int b, int32_t T,
@@ -893,9 +899,7 @@ uint64_t vae_untiled_bytes(const vae_model *m, int dec, int32_t h, int32_t w, in
     int sh = dec ? 0 : a->levels - 1;
     uint64_t np = (uint64_t)(h >> sh) * (uint64_t)(w >> sh), c = (uint64_t)a->ch[a->levels - 1];
     uint64_t nt = (uint64_t)n_threads;
-    uint64_t floats = 3 * vae_largest_activation(a, dec, h, w) +
-                      (36 + 9 + 9) * cmax * cmax + nt * 36 * 64 * 2 * cmax +
-                      nt * VAE_GEMM_KC * (VAE_GEMM_NC + 64) +
+    uint64_t floats = 3 * vae_largest_activation(a, dec, h, w) + conv_scratch_floats(cmax, n_threads) +
                       7 * c * np + nt * 2 * 48 * (np > c ? np : c);
     return floats * sizeof(float);
 }
