@@ -28,7 +28,7 @@
 #include "kernels/kernels.h"
 #include "testutil.h"
 
-#define MR 6 /* every table's (the weights are packed for it at load) */
+#define MR_MAX 12 /* the tallest tile (AVX-512's 12x32) */
 #define TOL 1e-5
 
 /* xorshift32: reproducible data without touching rand()'s global state. */
@@ -74,35 +74,36 @@ static const vae_kernel_table *simd_table(const char *what)
 
 static const uint32_t CANARY = 0x7fc0beefu; /* a NaN nobody computes */
 
-/* A kernel and its reference. The reference's tile may be narrower (ref_nr
- * divides nr): it is then run on each ref_nr-column block of the tile, with
- * B repacked for it. exact: the two must agree bit for bit. */
+/* A kernel and its reference. The reference's tile may be smaller (ref_mr
+ * divides mr, ref_nr divides nr): it is then run on each ref_mr x ref_nr
+ * block of the tile, with A and B repacked for it. exact: the two must agree
+ * bit for bit. */
 typedef struct gemm_pair {
     const char *name;
     int isa;                  /* the level the CPU must support */
-    size_t nr;                /* tile NR of fn (MR is always 6) */
+    size_t mr, nr;            /* tile of fn */
     vae_gemm_ukernel_fn fn;
     const char *ref_name;
-    size_t ref_nr;
+    size_t ref_mr, ref_nr;
     vae_gemm_ukernel_fn ref;
     int exact;
 } gemm_pair;
 
 /* Every GEMM kernel this build has, guarded as in dispatch.c. */
 static const gemm_pair gemm_pairs[] = {
-    /* The scalar 6x32 tile is two 6x16 tiles side by side, to the bit
-     * (both are the same code, f32-gemm-scalar.h); both against double. */
-    {"6x32 scalar", VAE_ISA_SCALAR, 32, vae_f32_gemm_ukernel_6x32__scalar,
-     "6x16 scalar", 16, vae_f32_gemm_ukernel_6x16__scalar, 1},
+    /* The scalar 12x32 tile is four 6x16 tiles, to the bit (both are the
+     * same code, f32-gemm-scalar.h); both against double. */
+    {"12x32 scalar", VAE_ISA_SCALAR, 12, 32, vae_f32_gemm_ukernel_12x32__scalar,
+     "6x16 scalar", 6, 16, vae_f32_gemm_ukernel_6x16__scalar, 1},
 #if defined(__x86_64__) && !defined(VAE_NO_SIMD)
-    {"6x16 avx2-fma", VAE_ISA_AVX2_FMA, 16, vae_f32_gemm_ukernel_6x16__avx2_fma,
-     "6x16 scalar", 16, vae_f32_gemm_ukernel_6x16__scalar, 0},
-    {"6x32 avx512", VAE_ISA_AVX512, 32, vae_f32_gemm_ukernel_6x32__avx512,
-     "6x32 scalar", 32, vae_f32_gemm_ukernel_6x32__scalar, 0},
+    {"6x16 avx2-fma", VAE_ISA_AVX2_FMA, 6, 16, vae_f32_gemm_ukernel_6x16__avx2_fma,
+     "6x16 scalar", 6, 16, vae_f32_gemm_ukernel_6x16__scalar, 0},
+    {"12x32 avx512", VAE_ISA_AVX512, 12, 32, vae_f32_gemm_ukernel_12x32__avx512,
+     "12x32 scalar", 12, 32, vae_f32_gemm_ukernel_12x32__scalar, 0},
 #endif
 #if defined(__aarch64__) && !defined(VAE_NO_SIMD)
-    {"6x16 neon", VAE_ISA_NEON, 16, vae_f32_gemm_ukernel_6x16__neon,
-     "6x16 scalar", 16, vae_f32_gemm_ukernel_6x16__scalar, 0},
+    {"6x16 neon", VAE_ISA_NEON, 6, 16, vae_f32_gemm_ukernel_6x16__neon,
+     "6x16 scalar", 6, 16, vae_f32_gemm_ukernel_6x16__scalar, 0},
 #endif
 };
 #define N_GEMM_PAIRS (sizeof gemm_pairs / sizeof gemm_pairs[0])
@@ -117,12 +118,12 @@ static int pair_runnable(const gemm_pair *p, const char *what)
 }
 
 static void gemm_case(const gemm_pair *p, size_t mr, size_t nr, size_t kc, int acc,
-                      size_t ldc, const float *a, const float *b, float *bref,
+                      size_t ldc, const float *a, const float *b, float *aref, float *bref,
                       float *c_simd, float *c_ref, size_t clen)
 {
-    const size_t NR = p->nr, RNR = p->ref_nr;
-    double ref[MR * NR_MAX];
-    float got_s[MR * NR_MAX], got_r[MR * NR_MAX], want[MR * NR_MAX];
+    const size_t MR = p->mr, NR = p->nr, RMR = p->ref_mr, RNR = p->ref_nr;
+    double ref[MR_MAX * NR_MAX];
+    float got_s[MR_MAX * NR_MAX], got_r[MR_MAX * NR_MAX], want[MR_MAX * NR_MAX];
     /* One row and one column of canary before the tile, rows after it. */
     const size_t off = ldc + 1;
 
@@ -141,13 +142,18 @@ static void gemm_case(const gemm_pair *p, size_t mr, size_t nr, size_t kc, int a
         }
 
     p->fn(mr, nr, kc, a, b, c_simd + off, ldc, acc);
-    /* The reference, one RNR-column block at a time (one block when the
-     * tiles are the same); B repacked for it, still zero padded. */
-    for (size_t j0 = 0; j0 < nr; j0 += RNR) {
+    /* The reference, one RMR x RNR block at a time (one block when the
+     * tiles are the same); A and B repacked for it, still zero padded. */
+    for (size_t i0 = 0; i0 < mr; i0 += RMR) {
         for (size_t k = 0; k < kc; k++)
-            memcpy(bref + k * RNR, b + k * NR + j0, RNR * sizeof *bref);
-        size_t nrj = nr - j0 < RNR ? nr - j0 : RNR;
-        p->ref(mr, nrj, kc, a, bref, c_ref + off + j0, ldc, acc);
+            memcpy(aref + k * RMR, a + k * MR + i0, RMR * sizeof *aref);
+        size_t mri = mr - i0 < RMR ? mr - i0 : RMR;
+        for (size_t j0 = 0; j0 < nr; j0 += RNR) {
+            for (size_t k = 0; k < kc; k++)
+                memcpy(bref + k * RNR, b + k * NR + j0, RNR * sizeof *bref);
+            size_t nrj = nr - j0 < RNR ? nr - j0 : RNR;
+            p->ref(mri, nrj, kc, aref, bref, c_ref + off + i0 * ldc + j0, ldc, acc);
+        }
     }
 
     for (size_t idx = 0; idx < clen; idx++) {
@@ -187,21 +193,23 @@ START_TEST(test_gemm_kernels_vs_reference)
     static const size_t kcs[] = {1, 2, 3, 7, 16, 33, 256, 577};
     const size_t kmax = 577;
 
-    float *a = malloc(kmax * MR * sizeof *a);
+    float *a = malloc(kmax * MR_MAX * sizeof *a);
+    float *aref = malloc(kmax * MR_MAX * sizeof *aref);
     float *b = malloc(kmax * NR_MAX * sizeof *b);
     float *bref = malloc(kmax * NR_MAX * sizeof *bref);
-    const size_t clen_max = (MR + 3) * (NR_MAX + 8);
+    const size_t clen_max = (MR_MAX + 3) * (NR_MAX + 8);
     float *c1 = malloc(clen_max * sizeof *c1);
     float *c2 = malloc(clen_max * sizeof *c2);
-    ck_assert(a && b && bref && c1 && c2);
+    ck_assert(a && aref && b && bref && c1 && c2);
 
     int simd_tested = 0;
     for (size_t pi = 0; pi < N_GEMM_PAIRS; pi++) {
         const gemm_pair *p = &gemm_pairs[pi];
+        ck_assert(p->mr <= MR_MAX && p->mr % p->ref_mr == 0);
         ck_assert(p->nr <= NR_MAX && p->nr % p->ref_nr == 0);
         if (!pair_runnable(p, "gemm")) continue;
         simd_tested += p->isa != VAE_ISA_SCALAR;
-        const size_t NR = p->nr;
+        const size_t MR = p->mr, NR = p->nr;
         for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++) {
             const size_t kc = kcs[ki];
             for (size_t mr = 1; mr <= MR; mr++)
@@ -216,7 +224,8 @@ START_TEST(test_gemm_kernels_vs_reference)
                     for (int li = 0; li < 2; li++)
                         for (int acc = 0; acc <= 1; acc++) {
                             size_t clen = (MR + 3) * ldcs[li];
-                            gemm_case(p, mr, nr, kc, acc, ldcs[li], a, b, bref, c1, c2, clen);
+                            gemm_case(p, mr, nr, kc, acc, ldcs[li], a, b, aref, bref, c1, c2,
+                                      clen);
                         }
                 }
         }
@@ -225,6 +234,7 @@ START_TEST(test_gemm_kernels_vs_reference)
     if (!simd_tested)
         printf("note: gemm: no SIMD kernel in this build or CPU: scalar kernels only\n");
     free(a);
+    free(aref);
     free(b);
     free(bref);
     free(c1);
@@ -236,14 +246,14 @@ END_TEST
 START_TEST(test_gemm_deterministic)
 {
     const size_t kc = 77;
-    float a[77 * MR], b[77 * NR_MAX], c1[MR * NR_MAX + 1], c2[MR * NR_MAX + 1];
-    for (size_t i = 0; i < kc * MR; i++) a[i] = frand();
+    float a[77 * MR_MAX], b[77 * NR_MAX], c1[MR_MAX * NR_MAX + 1], c2[MR_MAX * NR_MAX + 1];
+    for (size_t i = 0; i < kc * MR_MAX; i++) a[i] = frand();
     for (size_t i = 0; i < kc * NR_MAX; i++) b[i] = frand();
     for (size_t pi = 0; pi < N_GEMM_PAIRS; pi++) {
         const gemm_pair *p = &gemm_pairs[pi];
         /* The kernel, then its reference (the scalar tiles come up twice). */
         for (int which = 0; which < 2; which++) {
-            const size_t NR = which ? p->ref_nr : p->nr;
+            const size_t MR = which ? p->ref_mr : p->mr, NR = which ? p->ref_nr : p->nr;
             vae_gemm_ukernel_fn f = which ? p->ref : p->fn;
             if (!which && !pair_runnable(p, "gemm determinism")) continue;
             f(MR, NR, kc, a, b, c1, NR, 0);
@@ -257,7 +267,8 @@ END_TEST
 
 /* ---- packing ----------------------------------------------------------------- */
 
-static void check_packed_a(const float *p, size_t m, size_t kc, const float *a, size_t lda)
+static void check_packed_a(size_t MR, const float *p, size_t m, size_t kc, const float *a,
+                           size_t lda)
 {
     for (size_t i0 = 0; i0 < m; i0 += MR)
         for (size_t k = 0; k < kc; k++)
@@ -289,7 +300,7 @@ static void packed_matmul(const vae_kernel_table *t, size_t m, size_t n, size_t 
                           size_t ksplit, const float *a, size_t lda, const float *b,
                           size_t ldb, float *c, size_t ldc)
 {
-    const size_t NR = t->gemm_nr;
+    const size_t MR = t->gemm_mr, NR = t->gemm_nr;
     const size_t pm = (m + MR - 1) / MR, pn = (n + NR - 1) / NR;
     for (size_t k0 = 0; k0 < kc; k0 += ksplit) {
         const size_t kb = kc - k0 < ksplit ? kc - k0 : ksplit;
@@ -299,7 +310,7 @@ static void packed_matmul(const vae_kernel_table *t, size_t m, size_t n, size_t 
         ck_assert(pa && pb);
         vae_pack_a(MR, m, kb, a + k0, lda, pa);
         vae_pack_b(NR, kb, n, b + k0 * ldb, ldb, pb);
-        check_packed_a(pa, m, kb, a + k0, lda);
+        check_packed_a(MR, pa, m, kb, a + k0, lda);
         check_packed_b(NR, pb, kb, n, b + k0 * ldb, ldb);
         for (size_t pi = 0; pi < pm; pi++)
             for (size_t pj = 0; pj < pn; pj++) {
@@ -360,11 +371,18 @@ static const char *best_hw_isa(void)
     return best;
 }
 
+/* The tile height each table is meant to have: 12 rows for AVX-512, 6
+ * elsewhere (the weights are packed for it at load). */
+static size_t table_mr(const vae_kernel_table *t)
+{
+    return strcmp(t->isa, "avx512") == 0 ? 12 : 6;
+}
+
 static void pack_and_gemm_table(const vae_kernel_table *t)
 {
     static const size_t ks[] = {1, 5, 19};
-    ck_assert_uint_eq(t->gemm_mr, MR);
-    ck_assert(t->gemm_nr >= 1 && t->gemm_nr <= 64); /* what the ops allow */
+    ck_assert_uint_eq(t->gemm_mr, table_mr(t));
+    ck_assert(t->gemm_nr >= 16 && t->gemm_nr <= 64); /* what the ops allow */
     /* n up to two full 32-column panels and a bit: partial, full and
      * several panels for every NR. */
     for (size_t m = 1; m <= 13; m++)
@@ -918,7 +936,7 @@ START_TEST(test_set_max_isa)
         if (!vae_kernels_cpu_supports(table_levels[li].isa)) continue;
         vae_kernels_set_max_isa(table_levels[li].isa);
         const vae_kernel_table *t = vae_kernels();
-        ck_assert_uint_eq(t->gemm_mr, MR);
+        ck_assert_uint_eq(t->gemm_mr, table_mr(t));
         ck_assert_str_eq(t->isa, reached ? best->isa : table_levels[li].name);
         if (strcmp(t->isa, best->isa) == 0) reached = 1;
     }

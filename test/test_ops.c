@@ -102,6 +102,10 @@ static const struct { int cout, cin, k, h, w, mode; } conv_cases[] = {
     {16, 16, 3, 1, 1, VAE_CONV_SAME}, {16, 300, 3, 5, 7, VAE_CONV_SAME}, /* partial tiles, K > KC */
     {40, 17, 3, 36, 41, VAE_CONV_SAME}, /* 90 tiles: two Winograd chunks */
     {6, 5, 3, 10, 70, VAE_CONV_DOWN2}, /* output rows of 35: whole panels read every other float */
+    /* rows of whole panels (16 or 32 px): each tap a run with zero ends, or
+     * all zero on the padding rows (the im2col plan's runs) */
+    {8, 20, 3, 6, 64, VAE_CONV_SAME}, {5, 7, 3, 4, 32, VAE_CONV_SAME},
+    {6, 9, 3, 3, 64, VAE_CONV_UP2},   {4, 6, 3, 8, 128, VAE_CONV_DOWN2},
 };
 
 static void run_conv_case(int ci, int isa, int threads)

@@ -6,9 +6,10 @@
  * levels are compared as numbers, so on aarch64 a cap of VAE_ISA_AVX2_FMA
  * means scalar; only SCALAR and BEST are meant to be portable.
  *
- * x86-64 levels: SCALAR < AVX2_FMA < AVX512. Every table keeps gemm_mr = 6
- * (weights are packed once, at load, with it); the AVX-512 table has
- * gemm_nr = 32, which the ops take from the table when packing B.
+ * x86-64 levels: SCALAR < AVX2_FMA < AVX512. The GEMM tile is 6x16, and
+ * 12x32 in the AVX-512 table; the ops take MR and NR from the table. The
+ * weights are packed once, at load, for the table's MR, and a model runs
+ * with the table it was loaded with (vae_model.kt), whatever the cap later.
  *
  * The SIMD kernels are only referenced when the build has them: SIMD=0
  * (VAE_NO_SIMD) and other architectures drop their files, so the symbols
@@ -54,9 +55,9 @@ static const vae_kernel_table scalar_table = {
 
 static const vae_kernel_table avx512_table = {
     .isa = "avx512",
-    .gemm_mr = 6,
+    .gemm_mr = 12,
     .gemm_nr = 32,
-    .gemm = vae_f32_gemm_ukernel_6x32__avx512,
+    .gemm = vae_f32_gemm_ukernel_12x32__avx512,
     .f16_to_f32 = vae_f16_f32_cvt_ukernel__f16c,
     .bf16_to_f32 = vae_bf16_f32_cvt_ukernel__scalar,
     .wg_input = vae_f32_winograd_f4x3_input_tiles__avx512,

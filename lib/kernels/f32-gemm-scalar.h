@@ -1,11 +1,12 @@
 /*
  * f32-gemm-scalar.h - the body of the reference GEMM microkernels
- * (f32-gemm-6x16-scalar.c, f32-gemm-6x32-scalar.c), shared so that every
+ * (f32-gemm-6x16-scalar.c, f32-gemm-12x32-scalar.c), shared so that every
  * tile computes each element the same way: the sum over k = 0..kc-1 of a*b
  * in that order, accumulated from 0 and then stored (or added to C), the
  * same structure as the SIMD kernels; only their fused multiply-add rounding
- * differs, hence the tolerance in the tests. A column j of a 6x32 tile is
- * therefore bit for bit column j (or j - 16) of a 6x16 tile.
+ * differs, hence the tolerance in the tests. Element (i, j) of a 12x32 tile is
+ * therefore bit for bit element (i mod 6, j mod 16) of the 6x16 tile over
+ * the same rows and columns.
  *
  * Internal to lib/kernels/: include it from a kernel file only.
  */
@@ -22,10 +23,10 @@
 #pragma STDC FP_CONTRACT OFF
 #endif
 
-#define VAE_SCALAR_GEMM_MR 6
+#define VAE_SCALAR_GEMM_MR 12
 #define VAE_SCALAR_GEMM_NR_MAX 32
 
-/* Called with constant tile_mr <= 6 and tile_nr <= 32, and always inlined,
+/* Called with constant tile_mr <= 12 and tile_nr <= 32, and always inlined,
  * so each kernel is compiled for its own tile as if written out by hand. */
 static inline __attribute__((always_inline)) void
 vae_f32_gemm_scalar_tile(size_t tile_mr, size_t tile_nr, size_t mr, size_t nr, size_t kc,

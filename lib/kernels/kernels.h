@@ -59,8 +59,9 @@ typedef struct vae_kernel_table {
     void (*softmax)(size_t n, float *x);
 } vae_kernel_table;
 
-/* ISA levels for vae_kernels_set_max_isa(). Every table has gemm_mr 6 (the
- * weights are packed once, at load, for it); gemm_nr is 16, or 32 for AVX-512. */
+/* ISA levels for vae_kernels_set_max_isa(). The tables' GEMM tiles are 6x16,
+ * and 12x32 for AVX-512. Weights are packed once, at load, for the table's
+ * MR, so a model keeps the table it was loaded with (vae_model.kt). */
 #define VAE_ISA_SCALAR 0
 #define VAE_ISA_AVX2_FMA 1
 #define VAE_ISA_NEON 2
@@ -97,13 +98,13 @@ VAE_HIDDEN void vae_f32_gemm_ukernel_6x16__scalar(size_t mr, size_t nr, size_t k
 VAE_HIDDEN void vae_f32_gemm_ukernel_6x16__avx2_fma(size_t mr, size_t nr, size_t kc,
                                                     const float *a, const float *b,
                                                     float *c, size_t ldc, int acc);
-VAE_HIDDEN void vae_f32_gemm_ukernel_6x32__scalar(size_t mr, size_t nr, size_t kc,
-                                                  const float *a, const float *b,
-                                                  float *c, size_t ldc, int acc);
-/* x86-64 with AVX-512F/VL (lib/kernels/f32-gemm-6x32-avx512.c). */
-VAE_HIDDEN void vae_f32_gemm_ukernel_6x32__avx512(size_t mr, size_t nr, size_t kc,
-                                                  const float *a, const float *b,
-                                                  float *c, size_t ldc, int acc);
+VAE_HIDDEN void vae_f32_gemm_ukernel_12x32__scalar(size_t mr, size_t nr, size_t kc,
+                                                   const float *a, const float *b,
+                                                   float *c, size_t ldc, int acc);
+/* x86-64 with AVX-512F/VL (lib/kernels/f32-gemm-12x32-avx512.c). */
+VAE_HIDDEN void vae_f32_gemm_ukernel_12x32__avx512(size_t mr, size_t nr, size_t kc,
+                                                   const float *a, const float *b,
+                                                   float *c, size_t ldc, int acc);
 /* aarch64 only (lib/kernels/f32-gemm-6x16-neon.c). */
 VAE_HIDDEN void vae_f32_gemm_ukernel_6x16__neon(size_t mr, size_t nr, size_t kc,
                                                 const float *a, const float *b,

@@ -156,6 +156,7 @@ static void free_bufs(bufs *bf)
 int32_t vae_run_encoder(const vae_model *m, vae_ctx *ctx, const float *x, int32_t h, int32_t w,
                         float *moments, vae_error *err)
 {
+    ctx->kt = m->kt; /* the kernels the weights were packed for */
     const vae_arch *a = &m->arch;
     const vae_coder *e = &m->enc;
     bufs bf = {0};
@@ -193,6 +194,7 @@ out:
 int32_t vae_run_decoder(const vae_model *m, vae_ctx *ctx, const float *z, int32_t h, int32_t w,
                         float *img, vae_error *err)
 {
+    ctx->kt = m->kt; /* the kernels the weights were packed for */
     const vae_arch *a = &m->arch;
     const vae_coder *d = &m->dec;
     bufs bf = {0};

@@ -435,7 +435,7 @@ int32_t vae_model_load(const char *path, const char *config_path, uint32_t flags
     L.err = err;
     L.half = (flags & VAE_LOAD_HALF_WEIGHTS) != 0;
     L.arch = &m->arch;
-    L.kt = vae_kernels();
+    L.kt = m->kt = vae_kernels();
     m->path = vae_strdup(weights);
     if (!m->path) { rc = vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory"); goto fail; }
 

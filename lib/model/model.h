@@ -69,6 +69,9 @@ struct vae_model {
     uint64_t n_params;
     uint64_t weight_bytes;          /* vae_model_weight_bytes() */
     int32_t n_threads;              /* default for calls */
+    /* The kernels the weights were packed for (their MR): every call on this
+     * model runs with them, whatever vae_kernels() returns by then. */
+    const vae_kernel_table *kt;
     char *path;                     /* the weights file */
     /* The last error on this handle, guarded: the model is shared. */
     pthread_mutex_t err_lock;

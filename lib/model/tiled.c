@@ -816,6 +816,7 @@ int32_t vae_run_tiled(const vae_model *m, vae_ctx *ctx, int dec, const float *in
                       int32_t w, float *out, const vae_tiled_plan_t *plan, int circular,
                       vae_error *err)
 {
+    ctx->kt = m->kt; /* the kernels the weights were packed for */
     graph *g = vae_malloc(sizeof *g);
     if (!g) return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory");
     if (!build_graph(m, dec, h, w, g)) {

@@ -46,49 +46,93 @@ static int64_t tap_offset(const conv_src *s, int32_t oy, int32_t ox, int32_t ky,
     return (int64_t)iy * s->w + ix;
 }
 
+#define MIN_NR 16 /* the plan has room for VAE_GEMM_NC / MIN_NR panels */
 #define MAX_NR 64
 #define MAX_TAPS 9
 
-/* im2col of one K x N block, written panel by panel. For each panel the
- * offsets of its pixels are worked out once per tap; a tap whose pixels
- * read one contiguous run of the input (most taps of a stride-1 conv away
- * from the borders) is a plain copy, the others a gather. */
-static void im2col_pack(const void *vsrc, size_t k0, size_t kc, size_t n0, size_t nc,
+/*
+ * Where every element of one N chunk's im2col comes from, worked out once per
+ * chunk: the packer is called for each of the chunk's K blocks (18 for a
+ * 512-channel 3x3), and the offsets depend only on the pixel and the tap.
+ *
+ * For a panel and a tap the pixels [lo, hi) usually read one run of the
+ * input plane, step 1 (stride-1 taps) or 2 (Downsample), with zeros (the
+ * padding) on either side: a copy between two zero fills. Panels whose
+ * pixels wrap to the next image row inside the run fall back to a gather.
+ */
+typedef struct tap_run {
+    int32_t lo, hi;  /* pixels of the run (may be empty); the rest of the row is zero */
+    int32_t step;    /* 1 or 2; 0: gather from off[] */
+} tap_run;
+
+typedef struct im2col_plan {
+    const conv_src *src;
+    tap_run run[VAE_GEMM_NC / MIN_NR][MAX_TAPS];  /* [panel][tap] */
+    int64_t off[MAX_TAPS][VAE_GEMM_NC];           /* [tap][pixel of the chunk], -1: padding */
+} im2col_plan;
+
+static void im2col_plan_init(im2col_plan *pl, const conv_src *s, size_t n0, size_t nc, size_t nr)
+{
+    const size_t kk = (size_t)s->ksize * (size_t)s->ksize;
+    pl->src = s;
+    for (size_t t = 0; t < kk; t++) {
+        int32_t oy = (int32_t)(n0 / (size_t)s->ow), ox = (int32_t)(n0 % (size_t)s->ow);
+        int32_t ky = (int32_t)(t / (size_t)s->ksize), kx = (int32_t)(t % (size_t)s->ksize);
+        for (size_t q = 0; q < nc; q++) {
+            pl->off[t][q] = tap_offset(s, oy, ox, ky, kx);
+            if (++ox == s->ow) { ox = 0; oy++; }
+        }
+    }
+    for (size_t p0 = 0, p = 0; p0 < nc; p0 += nr, p++) {
+        const size_t cnt = min_sz(nr, nc - p0);
+        for (size_t t = 0; t < kk; t++) {
+            const int64_t *o = pl->off[t] + p0;
+            size_t lo = 0, hi = cnt;
+            while (lo < cnt && o[lo] < 0) lo++;
+            while (hi > lo && o[hi - 1] < 0) hi--;
+            tap_run r = {(int32_t)lo, (int32_t)hi, 1};
+            if (hi - lo > 1) r.step = o[lo + 1] - o[lo] == 2 ? 2 : 1;
+            for (size_t i = lo; i < hi && r.step; i++)
+                if (o[i] != o[lo] + r.step * (int64_t)(i - lo)) r.step = 0;
+            pl->run[p][t] = r;
+        }
+    }
+}
+
+/* im2col of one K x N block, written panel by panel from the plan of the
+ * chunk (n0 and nc are the plan's: vae_gemm_chunk passes its own). */
+static void im2col_pack(const void *vplan, size_t k0, size_t kc, size_t n0, size_t nc,
                         size_t nr, float *dst)
 {
-    const conv_src *s = vsrc;
+    const im2col_plan *pl = vplan;
+    const conv_src *s = pl->src;
     const size_t kk = (size_t)s->ksize * (size_t)s->ksize;
     const size_t hw = (size_t)s->h * (size_t)s->w;
-    int64_t off[MAX_TAPS][MAX_NR];
-    int contig[MAX_TAPS]; /* 1: a contiguous run; 2: every other float (Downsample) */
-    for (size_t p0 = 0; p0 < nc; p0 += nr) {
-        size_t cnt = min_sz(nr, nc - p0);
-        int32_t oy0 = (int32_t)((n0 + p0) / (size_t)s->ow), ox0 = (int32_t)((n0 + p0) % (size_t)s->ow);
-        for (size_t t = 0; t < kk; t++) {
-            int32_t oy = oy0, ox = ox0, ky = (int32_t)(t / (size_t)s->ksize), kx = (int32_t)(t % (size_t)s->ksize);
-            int run1 = 1, run2 = 1;
-            for (size_t i = 0; i < cnt; i++) {
-                off[t][i] = tap_offset(s, oy, ox, ky, kx);
-                if (off[t][i] < 0 || off[t][i] != off[t][0] + (int64_t)i) run1 = 0;
-                if (off[t][i] < 0 || off[t][i] != off[t][0] + 2 * (int64_t)i) run2 = 0;
-                if (++ox == s->ow) { ox = 0; oy++; }
-            }
-            contig[t] = run1 ? 1 : run2 ? 2 : 0;
-        }
-        float *panel = dst + (p0 / nr) * kc * nr;
+    (void)n0;
+    for (size_t p0 = 0, p = 0; p0 < nc; p0 += nr, p++) {
+        const size_t cnt = min_sz(nr, nc - p0);
+        float *panel = dst + p * kc * nr;
         size_t ci = k0 / kk, t = k0 % kk;
         for (size_t kq = 0; kq < kc; kq++) {
             const float *plane = s->in + ci * hw;
+            const tap_run r = pl->run[p][t];
+            const int64_t *o = pl->off[t] + p0;
             float *d = panel + kq * nr;
-            if (contig[t] == 1) {
-                memcpy(d, plane + off[t][0], cnt * sizeof(float));
-            } else if (contig[t] == 2) {
-                const float *src = plane + off[t][0];
-                for (size_t i = 0; i < cnt; i++) d[i] = src[2 * i];
+            if (r.step != 0) {
+                /* zero ends of a pixel or two, then the run: no calls for
+                 * the ends, and plane + o[lo] is only formed for a run */
+                for (int32_t i = 0; i < r.lo; i++) d[i] = 0.0f;
+                if (r.step == 1 && r.hi > r.lo) {
+                    memcpy(d + r.lo, plane + o[r.lo], (size_t)(r.hi - r.lo) * sizeof(float));
+                } else if (r.hi > r.lo) {
+                    const float *src = plane + o[r.lo];
+                    for (int32_t i = r.lo; i < r.hi; i++) d[i] = src[2 * (i - r.lo)];
+                }
+                for (size_t i = (size_t)r.hi; i < nr; i++) d[i] = 0.0f;
             } else {
-                for (size_t i = 0; i < cnt; i++) d[i] = off[t][i] < 0 ? 0.0f : plane[off[t][i]];
+                for (size_t i = 0; i < cnt; i++) d[i] = o[i] < 0 ? 0.0f : plane[o[i]];
+                for (size_t i = cnt; i < nr; i++) d[i] = 0.0f;
             }
-            for (size_t i = cnt; i < nr; i++) d[i] = 0.0f;
             if (++t == kk) { t = 0; ci++; }
         }
     }
@@ -116,9 +160,15 @@ static void conv_item(void *arg, size_t item, int thread)
 {
     conv_job *j = arg;
     size_t n0 = item * VAE_GEMM_NC, nc = min_sz(VAE_GEMM_NC, j->npix - n0);
-    int direct = j->cv->ksize == 1 && j->src.mode == VAE_CONV_SAME;
-    vae_gemm_chunk(j->ctx->kt, &j->cv->w, n0, nc, direct ? direct_pack : im2col_pack, &j->src,
-                   j->out + n0, j->npix, j->accumulate, j->ctx->scratch[thread]);
+    if (j->cv->ksize == 1 && j->src.mode == VAE_CONV_SAME) {
+        vae_gemm_chunk(j->ctx->kt, &j->cv->w, n0, nc, direct_pack, &j->src, j->out + n0, j->npix,
+                       j->accumulate, j->ctx->scratch[thread]);
+    } else {
+        im2col_plan pl;
+        im2col_plan_init(&pl, &j->src, n0, nc, j->ctx->kt->gemm_nr);
+        vae_gemm_chunk(j->ctx->kt, &j->cv->w, n0, nc, im2col_pack, &pl, j->out + n0, j->npix,
+                       j->accumulate, j->ctx->scratch[thread]);
+    }
     /* bias after the sum: the chunk is still in cache */
     for (int32_t co = 0; co < j->cv->cout; co++) {
         float b = j->cv->bias[co];
@@ -199,7 +249,9 @@ static void up_item(void *arg, size_t item, int thread)
         conv_src s = j->src;
         s.by = py ? 0 : -1;
         s.bx = px ? 0 : -1;
-        vae_gemm_chunk(j->ctx->kt, &j->cv->sub[p], n0, nc, im2col_pack, &s, tmp, nc, 0,
+        im2col_plan pl;
+        im2col_plan_init(&pl, &s, n0, nc, j->ctx->kt->gemm_nr);
+        vae_gemm_chunk(j->ctx->kt, &j->cv->sub[p], n0, nc, im2col_pack, &pl, tmp, nc, 0,
                        j->ctx->scratch[thread]);
         /* scatter to the parity's pixels, adding the bias */
         for (int32_t co = 0; co < j->cv->cout; co++) {
@@ -327,6 +379,8 @@ int32_t vae_conv2d(vae_ctx *ctx, const vae_conv *cv, int mode, const float *in, 
         vae_conv_free(&tmp);
         return rc;
     }
+    if (ctx->kt->gemm_nr < MIN_NR || ctx->kt->gemm_nr > MAX_NR)
+        return vae_fail(err, VAE_ERR_INTERNAL, "GEMM tile NR=%zu unsupported", ctx->kt->gemm_nr);
     if (mode == VAE_CONV_UP2 && cv->has_sub && !accumulate) {
         if (cv->sub[0].mr != ctx->kt->gemm_mr)
             return vae_fail(err, VAE_ERR_INTERNAL, "weights packed for MR=%zu, kernel wants %zu",
@@ -341,9 +395,9 @@ int32_t vae_conv2d(vae_ctx *ctx, const vae_conv *cv, int mode, const float *in, 
     if (mode == VAE_CONV_UP2) { oh = h * 2; ow = w * 2; }
     if (oh < 1 || ow < 1)
         return vae_fail(err, VAE_ERR_INVALID_ARGUMENT, "convolution of a %dx%d input has no output", h, w);
-    if (ctx->kt->gemm_nr > MAX_NR || cv->ksize * cv->ksize > MAX_TAPS)
-        return vae_fail(err, VAE_ERR_INTERNAL, "conv tile %zu or kernel %d unsupported",
-                        ctx->kt->gemm_nr, cv->ksize);
+    if (cv->ksize * cv->ksize > MAX_TAPS)
+        return vae_fail(err, VAE_ERR_INTERNAL, "convolution kernel %dx%d unsupported", cv->ksize,
+                        cv->ksize);
     if (cv->w.mr != ctx->kt->gemm_mr)
         return vae_fail(err, VAE_ERR_INTERNAL, "weights packed for MR=%zu, kernel wants %zu",
                         cv->w.mr, ctx->kt->gemm_mr);

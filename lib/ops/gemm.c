@@ -173,8 +173,9 @@ int32_t vae_ctx_init(vae_ctx *ctx, int n_threads, vae_error *err)
     ctx->wg_v = vae_calloc_n((size_t)ctx->n_threads, sizeof *ctx->wg_v);
     ctx->wg_m = vae_calloc_n((size_t)ctx->n_threads, sizeof *ctx->wg_m);
     if (!ctx->scratch || !ctx->wg_v || !ctx->wg_m) goto oom;
-    size_t nr = ctx->kt->gemm_nr;
-    size_t per = VAE_GEMM_KC * div_up(VAE_GEMM_NC, nr) * nr;
+    /* NC is a multiple of every table's NR (ops.h), so this holds whichever
+     * table the call ends up with (the model's, vae_model.kt) */
+    size_t per = (size_t)VAE_GEMM_KC * VAE_GEMM_NC;
     for (int i = 0; i < ctx->n_threads; i++) {
         ctx->scratch[i] = vae_alloc_floats(per);
         if (!ctx->scratch[i]) goto oom;

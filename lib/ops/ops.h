@@ -230,5 +230,6 @@ VAE_HIDDEN void vae_bpack_matrix(const void *src, size_t k0, size_t kc, size_t n
  * stay in L2, A panels of KC x MR in L1. */
 #define VAE_GEMM_KC 256
 #define VAE_GEMM_NC 128
+_Static_assert(VAE_GEMM_NC % 64 == 0, "N chunks are whole panels for every NR up to 64");
 
 #endif

@@ -231,13 +231,15 @@ static void wg_weight_item(void *arg, size_t mp, int thread)
  * 38 MB for a 512-channel layer) would be written to memory and read back
  * for a handful of products each, and that traffic would cost more than the
  * products. Here V (the transformed input of all tiles, a few MB) is made
- * once, and each work item transforms the weights of WS_PANELS panels of
- * output channels one K block at a time into a buffer that stays in L2,
+ * once, and each work item transforms the weights of WS_ROWS output
+ * channels (whole panels) one K block at a time into a buffer that stays in L2,
  * multiplies them by V at once and applies the output transform. Every sum
  * runs in the order of the other form. */
 
 #define WS_MAX_TILES 64
-#define WS_PANELS 4
+#define WS_ROWS 24 /* 4 panels of 6 or 2 of 12: 22 items for 512 channels */
+
+static size_t ws_panels(size_t mr) { return mr < WS_ROWS ? WS_ROWS / mr : 1; }
 
 typedef struct ws_job {
     wg_job *j;
@@ -271,7 +273,7 @@ static void ws_item(void *arg, size_t item, int thread)
     const size_t MR = kt->gemm_mr, NR = kt->gemm_nr;
     const size_t cin = (size_t)j->cv->cin, cout = (size_t)j->cv->cout, ntp = w->ntp;
     const size_t nt = j->n_tiles, vxi = cin * ntp;
-    const size_t co0 = item * WS_PANELS * MR, rows = min_sz(WS_PANELS * MR, cout - co0);
+    const size_t co0 = item * ws_panels(MR) * MR, rows = min_sz(ws_panels(MR) * MR, cout - co0);
     const size_t np = (rows + MR - 1) / MR, mxi = np * MR * ntp;
     float *u = j->v[thread], *m = j->m[thread];
     float g[9 * 64];
@@ -340,9 +342,9 @@ int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const float *w_ra
     size_t ntp = (WG_TILES + NR - 1) / NR * NR, wntp = (j.n_tiles + NR - 1) / NR * NR;
     uint64_t vneed = (uint64_t)36 * cin * ntp, mneed = (uint64_t)36 * cout * ntp;
     if (ws) {
-        /* per thread: U of WS_PANELS panels for one K block, and their M */
-        uint64_t kc = cin < VAE_GEMM_KC ? cin : VAE_GEMM_KC;
-        uint64_t ub = (uint64_t)36 * WS_PANELS * kc * MR, mb = (uint64_t)36 * WS_PANELS * MR * wntp;
+        /* per thread: U of one item's panels for one K block, and their M */
+        uint64_t kc = cin < VAE_GEMM_KC ? cin : VAE_GEMM_KC, rows = (uint64_t)ws_panels(MR) * MR;
+        uint64_t ub = (uint64_t)36 * rows * kc, mb = (uint64_t)36 * rows * wntp;
         if (ub > vneed) vneed = ub;
         if (mb > mneed) mneed = mb;
     }
@@ -373,7 +375,7 @@ int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const float *w_ra
     if (ws) {
         ws_job wj = {&j, u, wntp};
         vae_pool_run(ctx->pool, (cin + 15) / 16, ws_input_item, &wj);
-        vae_pool_run(ctx->pool, (cout + WS_PANELS * MR - 1) / (WS_PANELS * MR), ws_item, &wj);
+        vae_pool_run(ctx->pool, (cout + ws_panels(MR) * MR - 1) / (ws_panels(MR) * MR), ws_item, &wj);
         return VAE_OK;
     }
     wg_weights_job wj = {cv, w_raw, u, upanel, MR};
