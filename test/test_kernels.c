@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -447,6 +448,104 @@ START_TEST(test_pack_and_gemm)
         pack_and_gemm_table(t);
     }
     vae_kernels_set_max_isa(VAE_ISA_BEST);
+}
+END_TEST
+
+/* ---- im2col ------------------------------------------------------------------- */
+
+/* The planes of one im2col case, placed so that the data starts right
+ * after an inaccessible page (start) or ends right before one (!start):
+ * a kernel that reads a float outside a run next to the data faults, and
+ * the forked test fails. */
+typedef struct guarded {
+    void *map;
+    size_t map_len;
+    float *data;
+} guarded;
+
+static guarded guarded_alloc(size_t n, int start)
+{
+    const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t body = (n * sizeof(float) + pg - 1) / pg * pg;
+    guarded g = {NULL, body + 2 * pg, NULL};
+    g.map = mmap(NULL, g.map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert(g.map != MAP_FAILED);
+    char *p = g.map;
+    ck_assert_int_eq(mprotect(p, pg, PROT_NONE), 0);
+    ck_assert_int_eq(mprotect(p + pg + body, pg, PROT_NONE), 0);
+    g.data = start ? (float *)(p + pg) : (float *)(p + pg + body) - n;
+    for (size_t i = 0; i < n; i++) g.data[i] = frand();
+    return g;
+}
+
+/* The definition, element by element (kernels.h). */
+static void im2col_by_definition(size_t kc, size_t nr, size_t taps, size_t t0, const float *in,
+                                 size_t plane, const vae_tap_run *run, float *dst)
+{
+    for (size_t kq = 0; kq < kc; kq++) {
+        size_t t = (t0 + kq) % taps, c = (t0 + kq) / taps;
+        for (size_t i = 0; i < nr; i++) {
+            int in_run = (int32_t)i >= run[t].lo && (int32_t)i < run[t].hi;
+            dst[kq * nr + i] =
+                in_run ? in[(int64_t)(c * plane) + run[t].off + (int64_t)i - run[t].lo] : 0.0f;
+        }
+    }
+}
+
+/* Runs against the planes' edges, empty and full runs, every NR of a table
+ * and one that is not a multiple of a vector; fn is compared with the
+ * definition bit for bit, with a canary after the panel. */
+static void im2col_cases(vae_im2col_ukernel_fn fn, const char *name)
+{
+    static const size_t nrs[] = {16, 32, 24, 5};
+    static const size_t tapss[] = {1, 4, 9};
+    static const size_t kcs[] = {1, 7, 37};
+    for (size_t ni = 0; ni < 4; ni++)
+        for (size_t ti = 0; ti < 3; ti++)
+            for (size_t ki = 0; ki < 3; ki++)
+                for (int start = 0; start <= 1; start++) {
+                    const size_t nr = nrs[ni], taps = tapss[ti], kc = kcs[ki];
+                    const size_t t0 = (size_t)(rng % (2 * taps + 1));
+                    const size_t nch = (t0 + kc + taps - 1) / taps, plane = nr + 11;
+                    guarded g = guarded_alloc(nch * plane, start);
+                    vae_tap_run run[9];
+                    for (size_t t = 0; t < taps; t++) {
+                        size_t lo = (size_t)(rng % (nr + 1)), hi = lo + (size_t)(rng % (nr - lo + 1));
+                        frand();
+                        if (t == 0) { lo = 0; hi = nr; }          /* full */
+                        if (t == 1) { lo = nr / 2; hi = nr / 2; } /* empty */
+                        if (t == 2) { lo = 1; hi = nr - 1; }      /* padding at both ends */
+                        const size_t len = hi - lo;
+                        /* the plane's first or last floats, or anywhere */
+                        int64_t off = (int64_t)(rng % (plane - len + 1));
+                        if (t % 3 == 0) off = 0;
+                        if (t % 3 == 1) off = (int64_t)(plane - len);
+                        frand();
+                        run[t] = (vae_tap_run){off, (int32_t)lo, (int32_t)hi};
+                    }
+                    float *got = malloc((kc * nr + 1) * sizeof *got);
+                    float *want = malloc(kc * nr * sizeof *want);
+                    ck_assert(got && want);
+                    got[kc * nr] = bitsf(CANARY);
+                    fn(kc, nr, taps, t0, g.data, plane, run, got);
+                    im2col_by_definition(kc, nr, taps, t0, g.data, plane, run, want);
+                    if (memcmp(got, want, kc * nr * sizeof *got) != 0)
+                        ck_abort_msg("%s im2col nr=%zu taps=%zu kc=%zu t0=%zu: differs from the "
+                                     "definition", name, nr, taps, kc, t0);
+                    ck_assert_msg(fbits(got[kc * nr]) == CANARY, "%s im2col wrote past the panel",
+                                  name);
+                    free(got);
+                    free(want);
+                    munmap(g.map, g.map_len);
+                }
+}
+
+static void im2col_table(const vae_kernel_table *t) { im2col_cases(t->im2col, t->isa); }
+
+START_TEST(test_im2col_kernels)
+{
+    im2col_cases(vae_f32_im2col_ukernel__scalar, "scalar");
+    for_each_simd_table(im2col_table, "im2col");
 }
 END_TEST
 
@@ -1066,6 +1165,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, test_gemm_kernels_vs_reference);
     tcase_add_test(tc, test_gemm_deterministic);
     tcase_add_test(tc, test_pack_and_gemm);
+    tcase_add_test(tc, test_im2col_kernels);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("convert");

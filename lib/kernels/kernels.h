@@ -33,6 +33,27 @@ typedef void (*vae_gemm_ukernel_fn)(size_t mr, size_t nr, size_t kc,
                                     const float *a, const float *b, float *c,
                                     size_t ldc, int accumulate);
 
+/*
+ * im2col of one B panel of a convolution whose every tap, for the panel's
+ * pixels, reads one run of the input plane (stride-1 taps of a panel inside
+ * one image row, the padding at either end):
+ *
+ *   row kq (0 <= kq < kc) is tap t = (t0 + kq) % taps of channel
+ *   c = (t0 + kq) / taps;  dst[kq * nr + i] = in[c * plane + run[t].off + i - run[t].lo]
+ *   for run[t].lo <= i < run[t].hi, and 0 elsewhere in [0, nr).
+ *
+ * Nothing outside the runs is read (the SIMD kernels use masked loads, which
+ * do not touch masked-out lanes). 0 <= lo <= hi <= nr; off is unused when
+ * lo == hi (a tap on a padding row).
+ */
+typedef struct vae_tap_run {
+    int64_t off;       /* offset in the plane of the run's first element */
+    int32_t lo, hi;    /* pixels [lo, hi) of the panel read the run */
+} vae_tap_run;
+typedef void (*vae_im2col_ukernel_fn)(size_t kc, size_t nr, size_t taps, size_t t0,
+                                      const float *in, size_t plane, const vae_tap_run *run,
+                                      float *dst);
+
 /* Half-precision to fp32 conversion (weights are stored as F16 or BF16). */
 typedef void (*vae_cvt_ukernel_fn)(size_t n, const uint16_t *src, float *dst);
 
@@ -40,6 +61,7 @@ typedef struct vae_kernel_table {
     const char *isa;            /* "scalar", "avx2-fma", "avx512", "neon" */
     size_t gemm_mr, gemm_nr;    /* tile of .gemm */
     vae_gemm_ukernel_fn gemm;
+    vae_im2col_ukernel_fn im2col;   /* packs B panels of NR columns */
     vae_cvt_ukernel_fn f16_to_f32;
     vae_cvt_ukernel_fn bf16_to_f32;
     /* Winograd F(4x4, 3x3) transforms over many tiles (winograd.h) */
@@ -105,6 +127,14 @@ VAE_HIDDEN void vae_f32_gemm_ukernel_12x32__scalar(size_t mr, size_t nr, size_t 
 VAE_HIDDEN void vae_f32_gemm_ukernel_12x32__avx512(size_t mr, size_t nr, size_t kc,
                                                    const float *a, const float *b,
                                                    float *c, size_t ldc, int acc);
+/* lib/kernels/f32-im2col-{scalar,avx2,avx512}.c; NEON uses the scalar one. */
+#define VAE_IM2COL_DECL(isa)                                                                \
+    VAE_HIDDEN void vae_f32_im2col_ukernel__##isa(size_t kc, size_t nr, size_t taps,        \
+                                                   size_t t0, const float *in, size_t plane, \
+                                                   const vae_tap_run *run, float *dst);
+VAE_IM2COL_DECL(scalar)
+VAE_IM2COL_DECL(avx2)
+VAE_IM2COL_DECL(avx512)
 /* aarch64 only (lib/kernels/f32-gemm-6x16-neon.c). */
 VAE_HIDDEN void vae_f32_gemm_ukernel_6x16__neon(size_t mr, size_t nr, size_t kc,
                                                 const float *a, const float *b,

@@ -57,24 +57,27 @@ static int64_t tap_offset(const conv_src *s, int32_t oy, int32_t ox, int32_t ky,
  *
  * For a panel and a tap the pixels [lo, hi) usually read one run of the
  * input plane, step 1 (stride-1 taps) or 2 (Downsample), with zeros (the
- * padding) on either side: a copy between two zero fills. Panels whose
- * pixels wrap to the next image row inside the run fall back to a gather.
+ * padding) on either side: a copy between two zero fills. A panel whose taps
+ * are all step-1 runs (the common case: a stride-1 conv whose rows are whole
+ * panels) is packed by the kernel table's im2col, which needs no call per
+ * row; the others here, with a gather where the pixels wrap to the next
+ * image row inside the panel.
  */
-typedef struct tap_run {
-    int32_t lo, hi;  /* pixels of the run (may be empty); the rest of the row is zero */
-    int32_t step;    /* 1 or 2; 0: gather from off[] */
-} tap_run;
-
 typedef struct im2col_plan {
     const conv_src *src;
-    tap_run run[VAE_GEMM_NC / MIN_NR][MAX_TAPS];  /* [panel][tap] */
-    int64_t off[MAX_TAPS][VAE_GEMM_NC];           /* [tap][pixel of the chunk], -1: padding */
+    const vae_kernel_table *kt;
+    vae_tap_run run[VAE_GEMM_NC / MIN_NR][MAX_TAPS]; /* [panel][tap]; off: of pixel lo */
+    int8_t step[VAE_GEMM_NC / MIN_NR][MAX_TAPS];     /* 1, 2, or 0: gather from off[] */
+    int all_runs[VAE_GEMM_NC / MIN_NR];              /* every step 1: kt->im2col */
+    int64_t off[MAX_TAPS][VAE_GEMM_NC];              /* [tap][pixel of the chunk], -1: padding */
 } im2col_plan;
 
-static void im2col_plan_init(im2col_plan *pl, const conv_src *s, size_t n0, size_t nc, size_t nr)
+static void im2col_plan_init(im2col_plan *pl, const conv_src *s, const vae_kernel_table *kt,
+                             size_t n0, size_t nc)
 {
-    const size_t kk = (size_t)s->ksize * (size_t)s->ksize;
+    const size_t kk = (size_t)s->ksize * (size_t)s->ksize, nr = kt->gemm_nr;
     pl->src = s;
+    pl->kt = kt;
     for (size_t t = 0; t < kk; t++) {
         int32_t oy = (int32_t)(n0 / (size_t)s->ow), ox = (int32_t)(n0 % (size_t)s->ow);
         int32_t ky = (int32_t)(t / (size_t)s->ksize), kx = (int32_t)(t % (size_t)s->ksize);
@@ -85,16 +88,18 @@ static void im2col_plan_init(im2col_plan *pl, const conv_src *s, size_t n0, size
     }
     for (size_t p0 = 0, p = 0; p0 < nc; p0 += nr, p++) {
         const size_t cnt = min_sz(nr, nc - p0);
+        pl->all_runs[p] = 1;
         for (size_t t = 0; t < kk; t++) {
             const int64_t *o = pl->off[t] + p0;
             size_t lo = 0, hi = cnt;
             while (lo < cnt && o[lo] < 0) lo++;
             while (hi > lo && o[hi - 1] < 0) hi--;
-            tap_run r = {(int32_t)lo, (int32_t)hi, 1};
-            if (hi - lo > 1) r.step = o[lo + 1] - o[lo] == 2 ? 2 : 1;
-            for (size_t i = lo; i < hi && r.step; i++)
-                if (o[i] != o[lo] + r.step * (int64_t)(i - lo)) r.step = 0;
-            pl->run[p][t] = r;
+            int step = hi - lo > 1 && o[lo + 1] - o[lo] == 2 ? 2 : 1;
+            for (size_t i = lo; i < hi && step; i++)
+                if (o[i] != o[lo] + step * (int64_t)(i - lo)) step = 0;
+            pl->run[p][t] = (vae_tap_run){hi > lo ? o[lo] : 0, (int32_t)lo, (int32_t)hi};
+            pl->step[p][t] = (int8_t)step;
+            if (step != 1) pl->all_runs[p] = 0;
         }
     }
 }
@@ -112,20 +117,25 @@ static void im2col_pack(const void *vplan, size_t k0, size_t kc, size_t n0, size
     for (size_t p0 = 0, p = 0; p0 < nc; p0 += nr, p++) {
         const size_t cnt = min_sz(nr, nc - p0);
         float *panel = dst + p * kc * nr;
+        if (pl->all_runs[p]) {
+            pl->kt->im2col(kc, nr, kk, k0, s->in, hw, pl->run[p], panel);
+            continue;
+        }
         size_t ci = k0 / kk, t = k0 % kk;
         for (size_t kq = 0; kq < kc; kq++) {
             const float *plane = s->in + ci * hw;
-            const tap_run r = pl->run[p][t];
+            const vae_tap_run r = pl->run[p][t];
+            const int step = pl->step[p][t];
             const int64_t *o = pl->off[t] + p0;
             float *d = panel + kq * nr;
-            if (r.step != 0) {
+            if (step != 0) {
                 /* zero ends of a pixel or two, then the run: no calls for
-                 * the ends, and plane + o[lo] is only formed for a run */
+                 * the ends, and plane + off is only formed for a run */
                 for (int32_t i = 0; i < r.lo; i++) d[i] = 0.0f;
-                if (r.step == 1 && r.hi > r.lo) {
-                    memcpy(d + r.lo, plane + o[r.lo], (size_t)(r.hi - r.lo) * sizeof(float));
+                if (step == 1 && r.hi > r.lo) {
+                    memcpy(d + r.lo, plane + r.off, (size_t)(r.hi - r.lo) * sizeof(float));
                 } else if (r.hi > r.lo) {
-                    const float *src = plane + o[r.lo];
+                    const float *src = plane + r.off;
                     for (int32_t i = r.lo; i < r.hi; i++) d[i] = src[2 * (i - r.lo)];
                 }
                 for (size_t i = (size_t)r.hi; i < nr; i++) d[i] = 0.0f;
@@ -165,7 +175,7 @@ static void conv_item(void *arg, size_t item, int thread)
                        j->accumulate, j->ctx->scratch[thread]);
     } else {
         im2col_plan pl;
-        im2col_plan_init(&pl, &j->src, n0, nc, j->ctx->kt->gemm_nr);
+        im2col_plan_init(&pl, &j->src, j->ctx->kt, n0, nc);
         vae_gemm_chunk(j->ctx->kt, &j->cv->w, n0, nc, im2col_pack, &pl, j->out + n0, j->npix,
                        j->accumulate, j->ctx->scratch[thread]);
     }
@@ -173,7 +183,10 @@ static void conv_item(void *arg, size_t item, int thread)
     for (int32_t co = 0; co < j->cv->cout; co++) {
         float b = j->cv->bias[co];
         float *o = j->out + (size_t)co * j->npix + n0;
-        for (size_t q = 0; q < nc; q++) o[q] += b;
+        if (nc == VAE_GEMM_NC) /* a constant count: gcc -O2 vectorizes it */
+            for (size_t q = 0; q < VAE_GEMM_NC; q++) o[q] += b;
+        else
+            for (size_t q = 0; q < nc; q++) o[q] += b;
     }
 }
 
@@ -250,7 +263,7 @@ static void up_item(void *arg, size_t item, int thread)
         s.by = py ? 0 : -1;
         s.bx = px ? 0 : -1;
         im2col_plan pl;
-        im2col_plan_init(&pl, &s, n0, nc, j->ctx->kt->gemm_nr);
+        im2col_plan_init(&pl, &s, j->ctx->kt, n0, nc);
         vae_gemm_chunk(j->ctx->kt, &j->cv->sub[p], n0, nc, im2col_pack, &pl, tmp, nc, 0,
                        j->ctx->scratch[thread]);
         /* scatter to the parity's pixels, adding the bias */

@@ -75,7 +75,7 @@ void vae_gemm_chunk(const vae_kernel_table *kt, const vae_packed *a, size_t n0, 
         const float *ablock = a->data + k0 * panels * MR;
         int acc = accumulate || k0 > 0;
         /* B panel outer, A panels inner: the B panel (kc x NR, up to 32 KB)
-         * stays in L1 while the A panels (6 KB each) stream from L2. */
+         * stays in L1 while the A panels (6 or 12 KB each) stream from L2. */
         for (size_t np = 0; np * NR < nc; np++) {
             size_t nr = min_sz(NR, nc - np * NR);
             const float *bp = bbuf + np * kc * NR;
