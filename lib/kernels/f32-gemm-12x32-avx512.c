@@ -3,7 +3,7 @@
  *
  * 12 rows x 2 vectors of 16 = 24 zmm accumulators, plus 2 for the B row and
  * 1 for the broadcast: 27 of 32 registers. Per k: 24 FMAs (12 cycles on two
- * 512-bit FMA ports) against 2 B loads and 12 A broadcasts.
+ * 512-bit FMA ports) against 2 B loads, 12 A broadcasts and a prefetch.
  *
  * Why 12 rows and not the 6 of the other tables: per FMA, the tile reads
  * half as much of B (from L1) and loads and stores C half as often, and the
@@ -74,6 +74,12 @@ void vae_f32_gemm_ukernel_12x32__avx512(size_t mr, size_t nr, size_t kc,
     for (size_t k = kc; k != 0; k--) {
         const __m512 b0 = _mm512_loadu_ps(b);
         const __m512 b1 = _mm512_loadu_ps(b + 16);
+        /* A streams from L2 (and, for the first B panel of a K block, from
+         * L3): ask for it 32 k steps (1.5 KB, into the next panel near the
+         * end) ahead. Worth 1-8% on the 512-channel layers, A/B; the
+         * address may lie past the panels, which a prefetch never faults
+         * on, hence an integer. */
+        _mm_prefetch((const char *)((uintptr_t)a + 32 * MR * sizeof(float)), _MM_HINT_T0);
         FMA_ROW(0); FMA_ROW(1); FMA_ROW(2); FMA_ROW(3);
         FMA_ROW(4); FMA_ROW(5); FMA_ROW(6); FMA_ROW(7);
         FMA_ROW(8); FMA_ROW(9); FMA_ROW(10); FMA_ROW(11);
