@@ -888,9 +888,10 @@ done_:
 }
 
 /* The working memory of the untiled pass (autoencoder.c): three buffers of
- * the largest activation, the full attention's seven C x N tensors and its
- * per-thread score rows, and the convolutions' scratch. From the
- * architecture alone: it allocates nothing and knows no layer limit. */
+ * the largest activation, what the full attention allocates (its seven C x N
+ * tensors and per-thread rows), and the convolutions' scratch. From the
+ * architecture and the model's kernel tile: it allocates nothing and knows
+ * no layer limit. */
 uint64_t vae_untiled_bytes(const vae_model *m, int dec, int32_t h, int32_t w, int n_threads)
 {
     const vae_arch *a = &m->arch;
@@ -899,8 +900,7 @@ uint64_t vae_untiled_bytes(const vae_model *m, int dec, int32_t h, int32_t w, in
         if ((uint64_t)a->ch[l] > cmax) cmax = (uint64_t)a->ch[l];
     int sh = dec ? 0 : a->levels - 1;
     uint64_t np = (uint64_t)(h >> sh) * (uint64_t)(w >> sh), c = (uint64_t)a->ch[a->levels - 1];
-    uint64_t nt = (uint64_t)n_threads;
     uint64_t floats = 3 * vae_largest_activation(a, dec, h, w) + conv_scratch_floats(cmax, n_threads) +
-                      7 * c * np + nt * 2 * 48 * (np > c ? np : c);
+                      vae_attention_floats((int32_t)c, np, n_threads, m->kt->gemm_mr, m->kt->gemm_nr);
     return floats * sizeof(float);
 }

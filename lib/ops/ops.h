@@ -157,6 +157,11 @@ VAE_HIDDEN int32_t vae_attention(vae_ctx *ctx, const vae_norm *nm, int32_t group
                                  const vae_conv *q, const vae_conv *k, const vae_conv *v,
                                  const vae_conv *proj, float *x, int32_t h, int32_t w,
                                  vae_error *err);
+/* What vae_attention allocates for c channels and n positions with the
+ * kernel tile mr x nr, in floats: seven C x N tensors (the padded K and V^T
+ * among them) and each thread's score rows, packed rows and outputs. */
+VAE_HIDDEN uint64_t vae_attention_floats(int32_t c, uint64_t n, int n_threads, size_t mr,
+                                         size_t nr);
 
 /* The same in about 3 C x N tensors (x, packed K, packed V^T) instead of 8:
  * the tiled executor's form (model/tiled.c). _floats gives its working
