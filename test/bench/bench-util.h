@@ -1,10 +1,11 @@
 /*
- * bench-util.h - what bench.c and layers.c share: medians of timed runs and
- * reproducible random inputs.
+ * bench-util.h - what bench.c and layers.c share: medians and minima of
+ * timed runs, and reproducible random inputs.
  */
 #ifndef SDXLVAE_BENCH_UTIL_H
 #define SDXLVAE_BENCH_UTIL_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,15 @@ static inline double median_of(const double *v, int n)
     memcpy(s, v, (size_t)n * sizeof *s);
     qsort(s, (size_t)n, sizeof *s, cmp_double);
     return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+
+/* n >= 1 */
+static inline double min_of(const double *v, int n)
+{
+    double m = HUGE_VAL;
+    for (int i = 0; i < n; i++)
+        if (v[i] < m) m = v[i];
+    return m;
 }
 
 /* splitmix64: reproducible inputs. */

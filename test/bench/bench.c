@@ -114,14 +114,6 @@ typedef struct work_rec {
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-static double min_of(const double *v, int n)
-{
-    double m = v[0];
-    for (int i = 1; i < n; i++)
-        if (v[i] < m) m = v[i];
-    return m;
-}
-
 static int is_file(const char *p)
 {
     struct stat st;

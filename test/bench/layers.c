@@ -18,7 +18,6 @@
  */
 #include "layers.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,9 +41,7 @@ static double time_conv(vae_ctx *ctx, const vae_conv *cv, const float *in, int32
         }
         if (r >= 0) t[r] = vae_now() - t0;
     }
-    *best = HUGE_VAL;
-    for (int r = 0; r < runs; r++)
-        if (t[r] < *best) *best = t[r];
+    *best = min_of(t, runs);
     return median_of(t, runs);
 }
 
