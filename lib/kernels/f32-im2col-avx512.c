@@ -19,15 +19,6 @@ static inline __mmask16 lanes(size_t j0, size_t lo, size_t hi)
     return (__mmask16)(((UINT32_C(1) << b) - 1u) & ~((UINT32_C(1) << a) - 1u));
 }
 
-/* Where pixel 0 of the tap's row would read: before the run's first element
- * by lo floats, possibly before the plane, so an integer; only lanes in
- * [lo, hi) are ever loaded from it. */
-static inline uintptr_t row_base(const float *in, size_t c, size_t plane, const vae_tap_run *r)
-{
-    return r->hi > r->lo ? (uintptr_t)(in + c * plane + r->off) - (size_t)r->lo * sizeof(float)
-                         : (uintptr_t)in;
-}
-
 /* Any NR: vectors of 16 with a mask each, then single floats. */
 static void im2col_any(size_t kc, size_t nr, size_t taps, size_t t0, const float *in, size_t plane,
                        const vae_tap_run *run, float *dst)
@@ -35,7 +26,7 @@ static void im2col_any(size_t kc, size_t nr, size_t taps, size_t t0, const float
     size_t c = t0 / taps, t = t0 % taps;
     for (size_t kq = 0; kq < kc; kq++, dst += nr) {
         const size_t lo = (size_t)run[t].lo, hi = (size_t)run[t].hi;
-        const uintptr_t base = row_base(in, c, plane, &run[t]);
+        const uintptr_t base = vae_tap_run_base(in, c, plane, &run[t]);
         size_t j0 = 0;
         for (; j0 + 16 <= nr; j0 += 16)
             _mm512_storeu_ps(dst + j0, _mm512_maskz_loadu_ps(lanes(j0, lo, hi),
@@ -74,7 +65,7 @@ void vae_f32_im2col_ukernel__avx512(size_t kc, size_t nr, size_t taps, size_t t0
             _mm512_storeu_ps(dst, _mm512_loadu_ps(src));
             _mm512_storeu_ps(dst + 16, _mm512_loadu_ps(src + 16));
         } else {
-            const uintptr_t base = row_base(in, c, plane, &run[t]);
+            const uintptr_t base = vae_tap_run_base(in, c, plane, &run[t]);
             _mm512_storeu_ps(dst, _mm512_maskz_loadu_ps(m0[t], (const void *)base));
             _mm512_storeu_ps(dst + 16, _mm512_maskz_loadu_ps(m1[t], (const void *)(base + 64)));
         }

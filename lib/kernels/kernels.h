@@ -50,6 +50,16 @@ typedef struct vae_tap_run {
     int64_t off;       /* offset in the plane of the run's first element */
     int32_t lo, hi;    /* pixels [lo, hi) of the panel read the run */
 } vae_tap_run;
+/* For the SIMD kernels, which load whole vectors from pixel 0 of a row with
+ * lanes outside [lo, hi) masked off: where pixel 0 would read, lo floats
+ * before the run's first element of channel c, possibly before the plane,
+ * hence an integer (never dereferenced outside the run). */
+static inline uintptr_t vae_tap_run_base(const float *in, size_t c, size_t plane,
+                                         const vae_tap_run *r)
+{
+    return r->hi > r->lo ? (uintptr_t)(in + c * plane + r->off) - (size_t)r->lo * sizeof(float)
+                         : (uintptr_t)in;
+}
 typedef void (*vae_im2col_ukernel_fn)(size_t kc, size_t nr, size_t taps, size_t t0,
                                       const float *in, size_t plane, const vae_tap_run *run,
                                       float *dst);

@@ -158,7 +158,8 @@ static void group_stats(const vae_kernel_table *kt, int32_t groups, float eps, c
 uint64_t vae_attention_floats(int32_t c, uint64_t n, int n_threads, size_t mr, size_t nr)
 {
     uint64_t npad = (n + nr - 1) / nr * nr, cpad = ((uint64_t)c + nr - 1) / nr * nr;
-    uint64_t per_thread = (uint64_t)ATT_BQ * n + vae_packed_floats(ATT_BQ, n > (uint64_t)c ? n : (uint64_t)c, mr) +
+    uint64_t nc = n > (uint64_t)c ? n : (uint64_t)c;
+    uint64_t per_thread = (uint64_t)ATT_BQ * n + vae_packed_floats(ATT_BQ, nc, mr) +
                           (uint64_t)ATT_BQ * (uint64_t)c;
     return 5 * (uint64_t)c * n + (uint64_t)c * npad + n * cpad + (uint64_t)n_threads * per_thread;
 }

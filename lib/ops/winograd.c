@@ -239,7 +239,8 @@ static void wg_weight_item(void *arg, size_t mp, int thread)
 #define WS_MAX_TILES 64
 #define WS_ROWS 24 /* 4 panels of 6 or 2 of 12: 22 items for 512 channels */
 
-static size_t ws_panels(size_t mr) { return mr < WS_ROWS ? WS_ROWS / mr : 1; }
+/* Output channels per work item: whole panels, about WS_ROWS of them. */
+static size_t ws_rows(size_t mr) { return (mr < WS_ROWS ? WS_ROWS / mr : 1) * mr; }
 
 typedef struct ws_job {
     wg_job *j;
@@ -273,7 +274,7 @@ static void ws_item(void *arg, size_t item, int thread)
     const size_t MR = kt->gemm_mr, NR = kt->gemm_nr;
     const size_t cin = (size_t)j->cv->cin, cout = (size_t)j->cv->cout, ntp = w->ntp;
     const size_t nt = j->n_tiles, vxi = cin * ntp;
-    const size_t co0 = item * ws_panels(MR) * MR, rows = min_sz(ws_panels(MR) * MR, cout - co0);
+    const size_t co0 = item * ws_rows(MR), rows = min_sz(ws_rows(MR), cout - co0);
     const size_t np = (rows + MR - 1) / MR, mxi = np * MR * ntp;
     float *u = j->v[thread], *m = j->m[thread];
     float g[9 * 64];
@@ -343,7 +344,7 @@ int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const float *w_ra
     uint64_t vneed = (uint64_t)36 * cin * ntp, mneed = (uint64_t)36 * cout * ntp;
     if (ws) {
         /* per thread: U of one item's panels for one K block, and their M */
-        uint64_t kc = cin < VAE_GEMM_KC ? cin : VAE_GEMM_KC, rows = (uint64_t)ws_panels(MR) * MR;
+        uint64_t kc = cin < VAE_GEMM_KC ? cin : VAE_GEMM_KC, rows = ws_rows(MR);
         uint64_t ub = (uint64_t)36 * rows * kc, mb = (uint64_t)36 * rows * wntp;
         if (ub > vneed) vneed = ub;
         if (mb > mneed) mneed = mb;
@@ -375,7 +376,7 @@ int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const float *w_ra
     if (ws) {
         ws_job wj = {&j, u, wntp};
         vae_pool_run(ctx->pool, (cin + 15) / 16, ws_input_item, &wj);
-        vae_pool_run(ctx->pool, (cout + ws_panels(MR) * MR - 1) / (ws_panels(MR) * MR), ws_item, &wj);
+        vae_pool_run(ctx->pool, (cout + ws_rows(MR) - 1) / ws_rows(MR), ws_item, &wj);
         return VAE_OK;
     }
     wg_weights_job wj = {cv, w_raw, u, upanel, MR};
