@@ -640,11 +640,12 @@ static uint64_t point_bytes(const graph *g, int k)
 /* Floats of scratch a convolution of at most c channels on either side
  * takes, whatever the tiling: vae_ctx's Winograd buffers (transformed
  * weights, per-thread transformed inputs and products), the weights widened
- * or packed for the call, and the per-thread GEMM panels. */
+ * or packed for the call, and the per-thread GEMM panels and output chunks. */
 static uint64_t conv_scratch_floats(uint64_t c, int n_threads)
 {
     uint64_t nt = (uint64_t)n_threads;
-    return (36 + 9 + 9) * c * c + nt * 36 * 64 * 2 * c + nt * VAE_GEMM_KC * (VAE_GEMM_NC + 64);
+    return (36 + 9 + 9) * c * c + nt * 36 * 64 * 2 * c + nt * VAE_GEMM_KC * (VAE_GEMM_NC + 64) +
+           nt * c * VAE_GEMM_NC;
 }
 
 static uint64_t conv_scratch_bytes(const graph *g, int n_threads)

@@ -170,23 +170,28 @@ static void conv_item(void *arg, size_t item, int thread)
 {
     conv_job *j = arg;
     size_t n0 = item * VAE_GEMM_NC, nc = min_sz(VAE_GEMM_NC, j->npix - n0);
+    const size_t cout = (size_t)j->cv->cout;
+    float *chunk = j->ctx->chunk[thread]; /* cout x VAE_GEMM_NC: ops.h says why */
+    if (j->accumulate) /* the sum starts from the output, as it would in place */
+        for (size_t co = 0; co < cout; co++)
+            memcpy(chunk + co * VAE_GEMM_NC, j->out + co * j->npix + n0, nc * sizeof(float));
     if (j->cv->ksize == 1 && j->src.mode == VAE_CONV_SAME) {
-        vae_gemm_chunk(j->ctx->kt, &j->cv->w, n0, nc, direct_pack, &j->src, j->out + n0, j->npix,
+        vae_gemm_chunk(j->ctx->kt, &j->cv->w, n0, nc, direct_pack, &j->src, chunk, VAE_GEMM_NC,
                        j->accumulate, j->ctx->scratch[thread]);
     } else {
         im2col_plan pl;
         im2col_plan_init(&pl, &j->src, j->ctx->kt, n0, nc);
-        vae_gemm_chunk(j->ctx->kt, &j->cv->w, n0, nc, im2col_pack, &pl, j->out + n0, j->npix,
+        vae_gemm_chunk(j->ctx->kt, &j->cv->w, n0, nc, im2col_pack, &pl, chunk, VAE_GEMM_NC,
                        j->accumulate, j->ctx->scratch[thread]);
     }
-    /* bias after the sum: the chunk is still in cache */
-    for (int32_t co = 0; co < j->cv->cout; co++) {
-        float b = j->cv->bias[co];
-        float *o = j->out + (size_t)co * j->npix + n0;
+    /* out = sum + bias, the chunk still in cache */
+    for (size_t co = 0; co < cout; co++) {
+        const float b = j->cv->bias[co], *t = chunk + co * VAE_GEMM_NC;
+        float *o = j->out + co * j->npix + n0;
         if (nc == VAE_GEMM_NC) /* a constant count: gcc -O2 vectorizes it */
-            for (size_t q = 0; q < VAE_GEMM_NC; q++) o[q] += b;
+            for (size_t q = 0; q < VAE_GEMM_NC; q++) o[q] = t[q] + b;
         else
-            for (size_t q = 0; q < nc; q++) o[q] += b;
+            for (size_t q = 0; q < nc; q++) o[q] = t[q] + b;
     }
 }
 
@@ -248,7 +253,6 @@ typedef struct up_job {
     conv_src src;        /* the low-resolution input */
     float *out;          /* cout x 2h x 2w */
     size_t npix;         /* h * w */
-    float **tmp;         /* per thread: cout x VAE_GEMM_NC */
 } up_job;
 
 static void up_item(void *arg, size_t item, int thread)
@@ -256,7 +260,7 @@ static void up_item(void *arg, size_t item, int thread)
     up_job *j = arg;
     size_t n0 = item * VAE_GEMM_NC, nc = min_sz(VAE_GEMM_NC, j->npix - n0);
     const size_t w = (size_t)j->src.w, ow = 2 * w, opix = 4 * j->npix;
-    float *tmp = j->tmp[thread];
+    float *tmp = j->ctx->chunk[thread]; /* cout x nc */
     for (int p = 0; p < 4; p++) {
         int py = p >> 1, px = p & 1;
         conv_src s = j->src;
@@ -295,18 +299,11 @@ static int32_t conv_upsample_folded(vae_ctx *ctx, const vae_conv *cv, const floa
     j.src.mode = VAE_CONV_SUB;
     j.out = out;
     j.npix = (size_t)h * (size_t)w;
-    j.tmp = vae_calloc_n((size_t)ctx->n_threads, sizeof *j.tmp);
-    int32_t rc = VAE_OK;
-    if (!j.tmp) return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory in an upsample conv");
-    for (int i = 0; i < ctx->n_threads; i++)
-        if (!(j.tmp[i] = vae_alloc_floats((uint64_t)cv->cout * VAE_GEMM_NC))) {
-            rc = vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory in an upsample conv");
-            break;
-        }
-    if (rc == VAE_OK) vae_pool_run(ctx->pool, (j.npix + VAE_GEMM_NC - 1) / VAE_GEMM_NC, up_item, &j);
-    for (int i = 0; i < ctx->n_threads; i++) vae_free_aligned(j.tmp[i]);
-    free(j.tmp);
-    return rc;
+    if (vae_ctx_thread_buffers(ctx, ctx->chunk, &ctx->chunk_cap, (uint64_t)cv->cout * VAE_GEMM_NC) !=
+        VAE_OK)
+        return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory in an upsample conv");
+    vae_pool_run(ctx->pool, (j.npix + VAE_GEMM_NC - 1) / VAE_GEMM_NC, up_item, &j);
+    return VAE_OK;
 }
 
 /* Winograd pays when there are channels to amortise the transforms over;
@@ -426,6 +423,10 @@ int32_t vae_conv2d(vae_ctx *ctx, const vae_conv *cv, int mode, const float *in, 
     j.out = out;
     j.npix = (size_t)oh * (size_t)ow;
     j.accumulate = accumulate;
+    if (vae_ctx_thread_buffers(ctx, ctx->chunk, &ctx->chunk_cap, (uint64_t)cv->cout * VAE_GEMM_NC) !=
+        VAE_OK)
+        return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory for a %d-channel convolution",
+                        cv->cout);
     double t0 = ctx->prof ? vae_now() : 0;
     vae_pool_run(ctx->pool, (j.npix + VAE_GEMM_NC - 1) / VAE_GEMM_NC, conv_item, &j);
     int kind = cv->ksize == 1 ? VAE_PROF_CONV1X1

@@ -172,7 +172,8 @@ int32_t vae_ctx_init(vae_ctx *ctx, int n_threads, vae_error *err)
     ctx->scratch = vae_calloc_n((size_t)ctx->n_threads, sizeof *ctx->scratch);
     ctx->wg_v = vae_calloc_n((size_t)ctx->n_threads, sizeof *ctx->wg_v);
     ctx->wg_m = vae_calloc_n((size_t)ctx->n_threads, sizeof *ctx->wg_m);
-    if (!ctx->scratch || !ctx->wg_v || !ctx->wg_m) goto oom;
+    ctx->chunk = vae_calloc_n((size_t)ctx->n_threads, sizeof *ctx->chunk);
+    if (!ctx->scratch || !ctx->wg_v || !ctx->wg_m || !ctx->chunk) goto oom;
     /* NC is a multiple of every table's NR (ops.h), so this holds whichever
      * table the call ends up with (the model's, vae_model.kt) */
     size_t per = (size_t)VAE_GEMM_KC * VAE_GEMM_NC;
@@ -195,6 +196,22 @@ float *vae_ctx_buffer(float **buf, uint64_t *cap, uint64_t n)
     return *buf;
 }
 
+int32_t vae_ctx_thread_buffers(const vae_ctx *ctx, float **bufs, uint64_t *cap, uint64_t n)
+{
+    if (*cap >= n) return VAE_OK;
+    for (int i = 0; i < ctx->n_threads; i++) {
+        vae_free_aligned(bufs[i]);
+        bufs[i] = vae_alloc_floats(n);
+    }
+    *cap = n;
+    for (int i = 0; i < ctx->n_threads; i++)
+        if (!bufs[i]) {
+            *cap = 0;
+            return VAE_ERR_NO_MEMORY;
+        }
+    return VAE_OK;
+}
+
 void vae_ctx_free(vae_ctx *ctx)
 {
     if (ctx->scratch)
@@ -205,8 +222,10 @@ void vae_ctx_free(vae_ctx *ctx)
     vae_free_aligned(ctx->wide_packed);
     for (int i = 0; ctx->wg_v && i < ctx->n_threads; i++) vae_free_aligned(ctx->wg_v[i]);
     for (int i = 0; ctx->wg_m && i < ctx->n_threads; i++) vae_free_aligned(ctx->wg_m[i]);
+    for (int i = 0; ctx->chunk && i < ctx->n_threads; i++) vae_free_aligned(ctx->chunk[i]);
     free(ctx->wg_v);
     free(ctx->wg_m);
+    free(ctx->chunk);
     vae_pool_destroy(ctx->pool);
     memset(ctx, 0, sizeof *ctx);
 }

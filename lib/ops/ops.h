@@ -93,6 +93,13 @@ typedef struct vae_ctx {
     uint64_t wg_u_cap;
     float **wg_v, **wg_m;
     uint64_t wg_v_cap, wg_m_cap;
+    /* Per thread: the output of one N chunk of a direct conv, cout rows of
+     * VAE_GEMM_NC, summed over the K blocks there and written out once. The
+     * output's own rows lie a power of two apart (h * w floats): 12 of them
+     * fall in one L1 set and the chunk's 512 in 1/32 of the L2's sets, so
+     * summing in place went to L3 for every K block. */
+    float **chunk;
+    uint64_t chunk_cap;
     /* 16-bit weights widened for the layer that runs, and packed when that
      * layer wants them packed: the model holds only the 16-bit copy. */
     float *wide, *wide_packed;
@@ -111,6 +118,10 @@ typedef struct vae_ctx {
 /* Returns a buffer of at least n floats kept in *buf (capacity *cap),
  * growing it when needed; NULL when out of memory. */
 VAE_HIDDEN float *vae_ctx_buffer(float **buf, uint64_t *cap, uint64_t n);
+/* The same for one buffer per thread, bufs[0 .. ctx->n_threads), which
+ * share the capacity *cap. VAE_OK or VAE_ERR_NO_MEMORY (then *cap is 0). */
+VAE_HIDDEN int32_t vae_ctx_thread_buffers(const vae_ctx *ctx, float **bufs, uint64_t *cap,
+                                          uint64_t n);
 
 static inline void vae_prof_add(vae_ctx *ctx, int kind, double t0, double flops)
 {

@@ -354,23 +354,9 @@ int32_t vae_conv3x3_winograd(vae_ctx *ctx, const vae_conv *cv, const float *w_ra
                               ws ? (uint64_t)36 * cin * wntp : (uint64_t)36 * upanel);
     if (!u) goto oom;
     /* per-thread buffers share one capacity: grow them together */
-    if (ctx->wg_v_cap < vneed || ctx->wg_m_cap < mneed) {
-        uint64_t vc = vneed > ctx->wg_v_cap ? vneed : ctx->wg_v_cap;
-        uint64_t mc = mneed > ctx->wg_m_cap ? mneed : ctx->wg_m_cap;
-        for (int i = 0; i < ctx->n_threads; i++) {
-            vae_free_aligned(ctx->wg_v[i]);
-            vae_free_aligned(ctx->wg_m[i]);
-            ctx->wg_v[i] = vae_alloc_floats(vc);
-            ctx->wg_m[i] = vae_alloc_floats(mc);
-        }
-        ctx->wg_v_cap = vc;
-        ctx->wg_m_cap = mc;
-        for (int i = 0; i < ctx->n_threads; i++)
-            if (!ctx->wg_v[i] || !ctx->wg_m[i]) {
-                ctx->wg_v_cap = ctx->wg_m_cap = 0;
-                goto oom;
-            }
-    }
+    if (vae_ctx_thread_buffers(ctx, ctx->wg_v, &ctx->wg_v_cap, vneed) != VAE_OK ||
+        vae_ctx_thread_buffers(ctx, ctx->wg_m, &ctx->wg_m_cap, mneed) != VAE_OK)
+        goto oom;
     j.v = ctx->wg_v;
     j.m = ctx->wg_m;
     if (ws) {
