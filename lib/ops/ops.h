@@ -94,7 +94,7 @@ typedef struct vae_ctx {
     float **wg_v, **wg_m;
     uint64_t wg_v_cap, wg_m_cap;
     /* Per thread: the output of one N chunk of a direct conv, cout rows of
-     * VAE_GEMM_NC, summed over the K blocks there and written out once. The
+     * up to VAE_GEMM_NC, summed over the K blocks there and written out once. The
      * output's own rows lie a power of two apart (h * w floats): 12 of them
      * fall in one L1 set and the chunk's 512 in 1/32 of the L2's sets, so
      * summing in place went to L3 for every K block. */
@@ -243,9 +243,11 @@ VAE_HIDDEN void vae_bpack_matrix(const void *src, size_t k0, size_t kc, size_t n
                                  size_t nc, size_t nr, float *dst);
 
 /* K-block and N-block of the GEMM drivers (floats): B blocks of KC x NC
- * stay in L2, A panels of KC x MR in L1. */
+ * stay in L2, A panels of KC x MR in L1. VAE_GEMM_NC is the widest N chunk
+ * (it sizes the buffers); the convolutions take chunks of half that where
+ * a wide chunk would leave too few per thread (conv2d.c). */
 #define VAE_GEMM_KC 256
-#define VAE_GEMM_NC 128
-_Static_assert(VAE_GEMM_NC % 64 == 0, "N chunks are whole panels for every NR up to 64");
+#define VAE_GEMM_NC 256
+_Static_assert(VAE_GEMM_NC % 128 == 0, "N chunks, and half chunks, are whole panels for every NR up to 64");
 
 #endif
