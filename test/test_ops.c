@@ -106,6 +106,10 @@ static const struct { int cout, cin, k, h, w, mode; } conv_cases[] = {
      * all zero on the padding rows (the im2col plan's runs) */
     {8, 20, 3, 6, 64, VAE_CONV_SAME}, {5, 7, 3, 4, 32, VAE_CONV_SAME},
     {6, 9, 3, 3, 64, VAE_CONV_UP2},   {4, 6, 3, 8, 128, VAE_CONV_DOWN2},
+    /* enough pixels for chunks of 256 on 2 threads (at least 16 each), the
+     * last one half full; and on 1 thread for the folded Upsample */
+    {5, 6, 3, 64, 130, VAE_CONV_SAME}, {6, 10, 1, 64, 130, VAE_CONV_SAME},
+    {4, 5, 3, 64, 72, VAE_CONV_UP2},
 };
 
 static void run_conv_case(int ci, int isa, int threads)
