@@ -179,6 +179,15 @@ static size_t chunk_width(size_t npix, int n_threads)
     return npix >= (size_t)VAE_GEMM_NC * 16 * (size_t)n_threads ? VAE_GEMM_NC : VAE_GEMM_NC / 2;
 }
 
+/* ctx->chunk for a conv of cout output channels (ops.h says why). */
+static int32_t chunk_buffers(vae_ctx *ctx, int32_t cout, vae_error *err)
+{
+    if (vae_ctx_thread_buffers(ctx, ctx->chunk, &ctx->chunk_cap, (uint64_t)cout * VAE_GEMM_NC) ==
+        VAE_OK)
+        return VAE_OK;
+    return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory for a %d-channel convolution", cout);
+}
+
 /* out[co][q] = t[co][q] + bias[co] for the nc pixels of a chunk */
 static void store_chunk(const float *t, size_t ldt, const float *bias, size_t cout, float *out,
                         size_t ldo, size_t nc)
@@ -319,9 +328,8 @@ static int32_t conv_upsample_folded(vae_ctx *ctx, const vae_conv *cv, const floa
     j.src.mode = VAE_CONV_SUB;
     j.out = out;
     j.npix = (size_t)h * (size_t)w;
-    if (vae_ctx_thread_buffers(ctx, ctx->chunk, &ctx->chunk_cap, (uint64_t)cv->cout * VAE_GEMM_NC) !=
-        VAE_OK)
-        return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory in an upsample conv");
+    int32_t rc = chunk_buffers(ctx, cv->cout, err);
+    if (rc != VAE_OK) return rc;
     j.chunk = chunk_width(j.npix, ctx->n_threads);
     vae_pool_run(ctx->pool, (j.npix + j.chunk - 1) / j.chunk, up_item, &j);
     return VAE_OK;
@@ -444,10 +452,8 @@ int32_t vae_conv2d(vae_ctx *ctx, const vae_conv *cv, int mode, const float *in, 
     j.out = out;
     j.npix = (size_t)oh * (size_t)ow;
     j.accumulate = accumulate;
-    if (vae_ctx_thread_buffers(ctx, ctx->chunk, &ctx->chunk_cap, (uint64_t)cv->cout * VAE_GEMM_NC) !=
-        VAE_OK)
-        return vae_fail(err, VAE_ERR_NO_MEMORY, "out of memory for a %d-channel convolution",
-                        cv->cout);
+    int32_t rc = chunk_buffers(ctx, cv->cout, err);
+    if (rc != VAE_OK) return rc;
     double t0 = ctx->prof ? vae_now() : 0;
     j.chunk = chunk_width(j.npix, ctx->n_threads);
     vae_pool_run(ctx->pool, (j.npix + j.chunk - 1) / j.chunk, conv_item, &j);
