@@ -478,24 +478,25 @@ static guarded guarded_alloc(size_t n, int start)
     return g;
 }
 
-/* The definition, element by element (kernels.h). */
+/* The definition, element by element (kernels.h), for runs of step 1 or 2. */
 static void im2col_by_definition(size_t kc, size_t nr, size_t taps, size_t t0, const float *in,
-                                 size_t plane, const vae_tap_run *run, float *dst)
+                                 size_t plane, const vae_tap_run *run, size_t step, float *dst)
 {
     for (size_t kq = 0; kq < kc; kq++) {
         size_t t = (t0 + kq) % taps, c = (t0 + kq) / taps;
         for (size_t i = 0; i < nr; i++) {
             int in_run = (int32_t)i >= run[t].lo && (int32_t)i < run[t].hi;
             dst[kq * nr + i] =
-                in_run ? in[(int64_t)(c * plane) + run[t].off + (int64_t)i - run[t].lo] : 0.0f;
+                in_run ? in[(int64_t)(c * plane) + run[t].off + (int64_t)step * ((int64_t)i - run[t].lo)]
+                       : 0.0f;
         }
     }
 }
 
 /* Runs against the planes' edges, empty and full runs, every NR of a table
- * and one that is not a multiple of a vector; fn is compared with the
- * definition bit for bit, with a canary after the panel. */
-static void im2col_cases(vae_im2col_ukernel_fn fn, const char *name)
+ * and one that is not a multiple of a vector; fn (taking runs of `step`) is
+ * compared with the definition bit for bit, with a canary after the panel. */
+static void im2col_cases(vae_im2col_ukernel_fn fn, const char *name, size_t step)
 {
     static const size_t nrs[] = {16, 32, 24, 5};
     static const size_t tapss[] = {1, 4, 9};
@@ -506,7 +507,7 @@ static void im2col_cases(vae_im2col_ukernel_fn fn, const char *name)
                 for (int start = 0; start <= 1; start++) {
                     const size_t nr = nrs[ni], taps = tapss[ti], kc = kcs[ki];
                     const size_t t0 = (size_t)(rng % (2 * taps + 1));
-                    const size_t nch = (t0 + kc + taps - 1) / taps, plane = nr + 11;
+                    const size_t nch = (t0 + kc + taps - 1) / taps, plane = step * nr + 11;
                     guarded g = guarded_alloc(nch * plane, start);
                     vae_tap_run run[9];
                     for (size_t t = 0; t < taps; t++) {
@@ -515,7 +516,8 @@ static void im2col_cases(vae_im2col_ukernel_fn fn, const char *name)
                         if (t == 0) { lo = 0; hi = nr; }          /* full */
                         if (t == 1) { lo = nr / 2; hi = nr / 2; } /* empty */
                         if (t == 2) { lo = 1; hi = nr - 1; }      /* padding at both ends */
-                        const size_t len = hi - lo;
+                        /* the floats the run spans */
+                        const size_t len = hi > lo ? step * (hi - lo - 1) + 1 : 0;
                         /* the plane's first or last floats, or anywhere */
                         int64_t off = (int64_t)(rng % (plane - len + 1));
                         if (t % 3 == 0) off = 0;
@@ -528,10 +530,10 @@ static void im2col_cases(vae_im2col_ukernel_fn fn, const char *name)
                     ck_assert(got && want);
                     got[kc * nr] = bitsf(CANARY);
                     fn(kc, nr, taps, t0, g.data, plane, run, got);
-                    im2col_by_definition(kc, nr, taps, t0, g.data, plane, run, want);
+                    im2col_by_definition(kc, nr, taps, t0, g.data, plane, run, step, want);
                     if (memcmp(got, want, kc * nr * sizeof *got) != 0)
-                        ck_abort_msg("%s im2col nr=%zu taps=%zu kc=%zu t0=%zu: differs from the "
-                                     "definition", name, nr, taps, kc, t0);
+                        ck_abort_msg("%s im2col step %zu nr=%zu taps=%zu kc=%zu t0=%zu: differs "
+                                     "from the definition", name, step, nr, taps, kc, t0);
                     ck_assert_msg(fbits(got[kc * nr]) == CANARY, "%s im2col wrote past the panel",
                                   name);
                     free(got);
@@ -540,11 +542,16 @@ static void im2col_cases(vae_im2col_ukernel_fn fn, const char *name)
                 }
 }
 
-static void im2col_table(const vae_kernel_table *t) { im2col_cases(t->im2col, t->isa); }
+static void im2col_table(const vae_kernel_table *t)
+{
+    im2col_cases(t->im2col, t->isa, 1);
+    im2col_cases(t->im2col_s2, t->isa, 2);
+}
 
 START_TEST(test_im2col_kernels)
 {
-    im2col_cases(vae_f32_im2col_ukernel__scalar, "scalar");
+    im2col_cases(vae_f32_im2col_ukernel__scalar, "scalar", 1);
+    im2col_cases(vae_f32_im2col_s2_ukernel__scalar, "scalar", 2);
     for_each_simd_table(im2col_table, "im2col");
 }
 END_TEST

@@ -23,7 +23,7 @@ static void im2col_any(size_t kc, size_t nr, size_t taps, size_t t0, const float
     size_t c = t0 / taps, t = t0 % taps;
     for (size_t kq = 0; kq < kc; kq++, dst += nr) {
         const size_t lo = (size_t)run[t].lo, hi = (size_t)run[t].hi;
-        const uintptr_t base = vae_tap_run_base(in, c, plane, &run[t]);
+        const uintptr_t base = vae_tap_run_base(in, c, plane, &run[t], 1);
         size_t j0 = 0;
         for (; j0 + 8 <= nr; j0 += 8)
             _mm256_storeu_ps(dst + j0, _mm256_maskload_ps((const float *)(base + j0 * sizeof(float)),
@@ -61,7 +61,7 @@ void vae_f32_im2col_ukernel__avx2(size_t kc, size_t nr, size_t taps, size_t t0,
             _mm256_storeu_ps(dst, _mm256_loadu_ps(src));
             _mm256_storeu_ps(dst + 8, _mm256_loadu_ps(src + 8));
         } else {
-            const uintptr_t base = vae_tap_run_base(in, c, plane, &run[t]);
+            const uintptr_t base = vae_tap_run_base(in, c, plane, &run[t], 1);
             _mm256_storeu_ps(dst, _mm256_maskload_ps((const float *)base, m0[t]));
             _mm256_storeu_ps(dst + 8, _mm256_maskload_ps((const float *)(base + 32), m1[t]));
         }

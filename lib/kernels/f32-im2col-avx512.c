@@ -26,7 +26,7 @@ static void im2col_any(size_t kc, size_t nr, size_t taps, size_t t0, const float
     size_t c = t0 / taps, t = t0 % taps;
     for (size_t kq = 0; kq < kc; kq++, dst += nr) {
         const size_t lo = (size_t)run[t].lo, hi = (size_t)run[t].hi;
-        const uintptr_t base = vae_tap_run_base(in, c, plane, &run[t]);
+        const uintptr_t base = vae_tap_run_base(in, c, plane, &run[t], 1);
         size_t j0 = 0;
         for (; j0 + 16 <= nr; j0 += 16)
             _mm512_storeu_ps(dst + j0, _mm512_maskz_loadu_ps(lanes(j0, lo, hi),
@@ -65,7 +65,7 @@ void vae_f32_im2col_ukernel__avx512(size_t kc, size_t nr, size_t taps, size_t t0
             _mm512_storeu_ps(dst, _mm512_loadu_ps(src));
             _mm512_storeu_ps(dst + 16, _mm512_loadu_ps(src + 16));
         } else {
-            const uintptr_t base = vae_tap_run_base(in, c, plane, &run[t]);
+            const uintptr_t base = vae_tap_run_base(in, c, plane, &run[t], 1);
             _mm512_storeu_ps(dst, _mm512_maskz_loadu_ps(m0[t], (const void *)base));
             _mm512_storeu_ps(dst + 16, _mm512_maskz_loadu_ps(m1[t], (const void *)(base + 64)));
         }

@@ -50,15 +50,24 @@ typedef struct vae_tap_run {
     int64_t off;       /* offset in the plane of the run's first element */
     int32_t lo, hi;    /* pixels [lo, hi) of the panel read the run */
 } vae_tap_run;
+/*
+ * The same for taps that read every other float (the Downsample's stride 2):
+ *
+ *   dst[kq * nr + i] = in[c * plane + run[t].off + 2 * (i - run[t].lo)]
+ *
+ * for lo <= i < hi, 0 elsewhere; nothing outside [off, off + 2 (hi - lo) - 1)
+ * is read (the floats between the ones taken lie inside it).
+ */
 /* For the SIMD kernels, which load whole vectors from pixel 0 of a row with
- * lanes outside [lo, hi) masked off: where pixel 0 would read, lo floats
- * before the run's first element of channel c, possibly before the plane,
- * hence an integer (never dereferenced outside the run). */
+ * lanes outside the run masked off: where pixel 0 would read, step * lo
+ * floats before the run's first element of channel c, possibly before the
+ * plane, hence an integer (never dereferenced outside the run). */
 static inline uintptr_t vae_tap_run_base(const float *in, size_t c, size_t plane,
-                                         const vae_tap_run *r)
+                                         const vae_tap_run *r, size_t step)
 {
-    return r->hi > r->lo ? (uintptr_t)(in + c * plane + r->off) - (size_t)r->lo * sizeof(float)
-                         : (uintptr_t)in;
+    return r->hi > r->lo
+               ? (uintptr_t)(in + c * plane + r->off) - step * (size_t)r->lo * sizeof(float)
+               : (uintptr_t)in;
 }
 typedef void (*vae_im2col_ukernel_fn)(size_t kc, size_t nr, size_t taps, size_t t0,
                                       const float *in, size_t plane, const vae_tap_run *run,
@@ -72,6 +81,7 @@ typedef struct vae_kernel_table {
     size_t gemm_mr, gemm_nr;    /* tile of .gemm */
     vae_gemm_ukernel_fn gemm;
     vae_im2col_ukernel_fn im2col;   /* packs B panels of NR columns */
+    vae_im2col_ukernel_fn im2col_s2; /* the same from stride-2 taps */
     vae_cvt_ukernel_fn f16_to_f32;
     vae_cvt_ukernel_fn bf16_to_f32;
     /* Winograd F(4x4, 3x3) transforms over many tiles (winograd.h) */
@@ -137,11 +147,15 @@ VAE_HIDDEN void vae_f32_gemm_ukernel_12x32__scalar(size_t mr, size_t nr, size_t 
 VAE_HIDDEN void vae_f32_gemm_ukernel_12x32__avx512(size_t mr, size_t nr, size_t kc,
                                                    const float *a, const float *b,
                                                    float *c, size_t ldc, int acc);
-/* lib/kernels/f32-im2col-{scalar,avx2,avx512}.c; NEON uses the scalar one. */
+/* lib/kernels/f32-im2col-{scalar,avx2,avx512}.c and f32-im2col-s2-*.c;
+ * NEON uses the scalar ones. */
 #define VAE_IM2COL_DECL(isa)                                                                \
     VAE_HIDDEN void vae_f32_im2col_ukernel__##isa(size_t kc, size_t nr, size_t taps,        \
                                                    size_t t0, const float *in, size_t plane, \
-                                                   const vae_tap_run *run, float *dst);
+                                                   const vae_tap_run *run, float *dst);     \
+    VAE_HIDDEN void vae_f32_im2col_s2_ukernel__##isa(size_t kc, size_t nr, size_t taps,     \
+                                                      size_t t0, const float *in, size_t plane, \
+                                                      const vae_tap_run *run, float *dst);
 VAE_IM2COL_DECL(scalar)
 VAE_IM2COL_DECL(avx2)
 VAE_IM2COL_DECL(avx512)

@@ -60,15 +60,17 @@ static int64_t tap_offset(const conv_src *s, int32_t oy, int32_t ox, int32_t ky,
  * padding) on either side: a copy between two zero fills. A panel whose taps
  * are all step-1 runs (the common case: a stride-1 conv whose rows are whole
  * panels) is packed by the kernel table's im2col, which needs no call per
- * row; the others here, with a gather where the pixels wrap to the next
- * image row inside the panel.
+ * row, one whose taps are all step-2 runs (the Downsample's) by its
+ * im2col_s2; the others here, with a gather where the pixels wrap to the
+ * next image row inside the panel.
  */
 typedef struct im2col_plan {
     const conv_src *src;
     const vae_kernel_table *kt;
     vae_tap_run run[VAE_GEMM_NC / MIN_NR][MAX_TAPS]; /* [panel][tap]; off: of pixel lo */
     int8_t step[VAE_GEMM_NC / MIN_NR][MAX_TAPS];     /* 1, 2, or 0: gather from off[] */
-    int all_runs[VAE_GEMM_NC / MIN_NR];              /* every step 1: kt->im2col */
+    int8_t runs[VAE_GEMM_NC / MIN_NR];               /* 1: every tap a step-1 run (kt->im2col),
+                                                        2: step 2 (kt->im2col_s2), 0: neither */
     int64_t off[MAX_TAPS][VAE_GEMM_NC];              /* [tap][pixel of the chunk], -1: padding */
 } im2col_plan;
 
@@ -88,7 +90,7 @@ static void im2col_plan_init(im2col_plan *pl, const conv_src *s, const vae_kerne
     }
     for (size_t p0 = 0, p = 0; p0 < nc; p0 += nr, p++) {
         const size_t cnt = min_sz(nr, nc - p0);
-        pl->all_runs[p] = 1;
+        int s1 = 1, s2 = 1; /* every tap a run of step 1, of step 2 */
         for (size_t t = 0; t < kk; t++) {
             const int64_t *o = pl->off[t] + p0;
             size_t lo = 0, hi = cnt;
@@ -99,8 +101,10 @@ static void im2col_plan_init(im2col_plan *pl, const conv_src *s, const vae_kerne
                 if (o[i] != o[lo] + step * (int64_t)(i - lo)) step = 0;
             pl->run[p][t] = (vae_tap_run){hi > lo ? o[lo] : 0, (int32_t)lo, (int32_t)hi};
             pl->step[p][t] = (int8_t)step;
-            if (step != 1) pl->all_runs[p] = 0;
+            if (step != 1) s1 = 0;
+            if (step != 2 && !(step == 1 && hi - lo <= 1)) s2 = 0; /* one pixel: either */
         }
+        pl->runs[p] = (int8_t)(s1 ? 1 : s2 ? 2 : 0);
     }
 }
 
@@ -117,8 +121,9 @@ static void im2col_pack(const void *vplan, size_t k0, size_t kc, size_t n0, size
     for (size_t p0 = 0, p = 0; p0 < nc; p0 += nr, p++) {
         const size_t cnt = min_sz(nr, nc - p0);
         float *panel = dst + p * kc * nr;
-        if (pl->all_runs[p]) {
-            pl->kt->im2col(kc, nr, kk, k0, s->in, hw, pl->run[p], panel);
+        if (pl->runs[p]) {
+            (pl->runs[p] == 1 ? pl->kt->im2col : pl->kt->im2col_s2)(kc, nr, kk, k0, s->in, hw,
+                                                                    pl->run[p], panel);
             continue;
         }
         size_t ci = k0 / kk, t = k0 % kk;
