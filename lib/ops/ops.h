@@ -94,10 +94,10 @@ typedef struct vae_ctx {
     float **wg_v, **wg_m;
     uint64_t wg_v_cap, wg_m_cap;
     /* Per thread: the output of one N chunk of a direct conv, cout rows of
-     * up to VAE_GEMM_NC, summed over the K blocks there and written out once. The
-     * output's own rows lie a power of two apart (h * w floats): 12 of them
-     * fall in one L1 set and the chunk's 512 in 1/32 of the L2's sets, so
-     * summing in place went to L3 for every K block. */
+     * up to VAE_GEMM_NC, summed over the K blocks there and written out once.
+     * The output's own rows lie a power of two apart (h * w floats): 12 of
+     * them fall in one L1 set, and a 512-channel chunk of 128 pixels in 1/32
+     * of the L2's sets, so summing in place went to L3 for every K block. */
     float **chunk;
     uint64_t chunk_cap;
     /* 16-bit weights widened for the layer that runs, and packed when that

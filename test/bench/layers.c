@@ -20,7 +20,7 @@
  * one A and one B panel per thread that stay in L1 (about 20 ms): the most
  * any GEMM could get out of the machine at that moment. On a shared VM it
  * swings with the neighbours while the register-only FMA loop does not
- * (seen here: 75-100% of the FMA peak from one second to the next), so
+ * (seen here: 46-105% of the FMA peak, docs/performance.md, "Noise"), so
  * "ukernel" is its median %peak and "of uk" the median, over the runs, of
  * each run's rate over the microkernel's just before it: what the driver
  * (packing, caches, threads) keeps of the kernel, whatever the machine does.
