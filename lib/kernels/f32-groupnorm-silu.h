@@ -14,7 +14,7 @@
 #ifdef __clang__
 #pragma clang fp contract(off)
 #elif defined(__GNUC__)
-#pragma GCC optimize("tree-vectorize", "fp-contract=off")
+#pragma GCC optimize("tree-vectorize", "fp-contract=off", "no-trapping-math")
 #endif
 
 #define GN_LANES 16
