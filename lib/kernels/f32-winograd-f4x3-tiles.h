@@ -5,7 +5,8 @@
  * the file's ISA. Included by f32-winograd-f4x3-{scalar,avx2-fma,avx512,
  * neon}.c, which name the functions; the arithmetic is identical in all of
  * them (no contraction into FMAs: -ffp-contract=off below keeps results
- * bit-identical across ISAs).
+ * bit-identical across ISAs). Loops marked [vec] must vectorise
+ * (test/test_vectorised.sh).
  *
  * Layouts: d[e * ld + t] is element e = 6 * row + col of tile t's 6x6 input;
  * v[xi * vs + t] its transform; m[xi * ms + t] a product; y[e * ld + t]
@@ -29,7 +30,7 @@ static inline void wg_bt6(size_t n, const float *restrict x0, const float *restr
                           float *restrict y0, float *restrict y1, float *restrict y2,
                           float *restrict y3, float *restrict y4, float *restrict y5)
 {
-    for (size_t t = 0; t < n; t++) {
+    for (size_t t = 0; t < n; t++) { /* [vec] */
         float a0 = x0[t], a1 = x1[t], a2 = x2[t], a3 = x3[t], a4 = x4[t], a5 = x5[t];
         y0[t] = 4.0f * a0 - 5.0f * a2 + a4;
         y1[t] = -4.0f * a1 - 4.0f * a2 + a3 + a4;
@@ -46,7 +47,7 @@ static inline void wg_at4(size_t n, const float *restrict x0, const float *restr
                           float *restrict y0, float *restrict y1, float *restrict y2,
                           float *restrict y3)
 {
-    for (size_t t = 0; t < n; t++) {
+    for (size_t t = 0; t < n; t++) { /* [vec] */
         float p12 = x1[t] + x2[t], m12 = x1[t] - x2[t], p34 = x3[t] + x4[t], m34 = x3[t] - x4[t];
         y0[t] = x0[t] + p12 + p34;
         y1[t] = m12 + 2.0f * m34;
@@ -60,7 +61,7 @@ static inline void wg_g6(size_t n, const float *restrict x0, const float *restri
                          float *restrict y2, float *restrict y3, float *restrict y4,
                          float *restrict y5)
 {
-    for (size_t t = 0; t < n; t++) {
+    for (size_t t = 0; t < n; t++) { /* [vec] */
         float a0 = x0[t], a1 = x1[t], a2 = x2[t];
         y0[t] = a0 * (1.0f / 4.0f);
         y1[t] = (a0 + a1 + a2) * (-1.0f / 6.0f);
@@ -131,7 +132,7 @@ void WG_INPUT_ROWS_NAME(size_t n, const float *const *rows, size_t lo, size_t hi
         const float *x = t[r];
         /* tile q's columns 0..5 are x[4q + c]: four phases, and columns 4
          * and 5 are phases 0 and 1 of tile q + 1 */
-        for (size_t q = 0; q < n; q++) {
+        for (size_t q = 0; q < n; q++) { /* [vec] */
             p[0][q] = x[4 * q];
             p[1][q] = x[4 * q + 1];
             p[2][q] = x[4 * q + 2];
@@ -177,14 +178,14 @@ void WG_OUTPUT_ROWS_NAME(size_t n, const float *m, size_t ms, float bias, float 
         const float *y0 = y + 4 * r * L, *y1 = y0 + L, *y2 = y1 + L, *y3 = y2 + L;
         float *o = rows[r];
         if (accumulate) {
-            for (size_t q = 0; q < n; q++) {
+            for (size_t q = 0; q < n; q++) { /* [vec] */
                 o[4 * q] += y0[q] + bias;
                 o[4 * q + 1] += y1[q] + bias;
                 o[4 * q + 2] += y2[q] + bias;
                 o[4 * q + 3] += y3[q] + bias;
             }
         } else {
-            for (size_t q = 0; q < n; q++) {
+            for (size_t q = 0; q < n; q++) { /* [vec] */
                 o[4 * q] = y0[q] + bias;
                 o[4 * q + 1] = y1[q] + bias;
                 o[4 * q + 2] = y2[q] + bias;
